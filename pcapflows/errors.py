@@ -1,0 +1,25 @@
+"""Exceptions and warnings raised by pcapflows.
+
+Only the capture's own header can make a read fail: everything after it (damaged records,
+packets we cannot decode, truncated files) is counted in :class:`pcapflows.stats.ReadStats`
+and reported with :class:`PcapflowsWarning`, so that a damaged capture still yields every
+flow that can be recovered.
+"""
+
+from __future__ import annotations
+
+
+class PcapflowsError(Exception):
+    """Base class of every exception pcapflows raises on purpose."""
+
+
+class CaptureError(PcapflowsError):
+    """The input is not a capture format pcapflows can read.
+
+    The message names the file and what was found instead (for example a Solaris snoop
+    file, a zstd-compressed file, an empty file).
+    """
+
+
+class PcapflowsWarning(UserWarning):
+    """Something in the capture was skipped or damaged; the read went on."""
