@@ -1,0 +1,51 @@
+"""pcapflows: TCP conversations from pcap and pcapng captures, as mitmproxy-style flows.
+
+Typical use::
+
+    import pcapflows
+
+    for flow in pcapflows.read("capture.pcapng"):
+        print(flow.client_conn.peername, "->", flow.server_conn.address)
+        for message in flow.messages:
+            print(message.from_client, message.timestamp, message.content[:40])
+
+See :func:`read` for the options and the README for the reassembly rules.
+"""
+
+from __future__ import annotations
+
+from pcapflows.api import FlowReader, read, reassemble
+from pcapflows.assembler import Assembler, Closed
+from pcapflows.connection import Client, Connection, Server
+from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
+from pcapflows.flow import Error, Flow
+from pcapflows.reassembly import Conflict, Data, Gap
+from pcapflows.segment import Segment
+from pcapflows.stats import ReadStats
+from pcapflows.tcp import TCPFlow, TCPMessage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Assembler",
+    "CaptureError",
+    "Client",
+    "Closed",
+    "Conflict",
+    "Connection",
+    "Data",
+    "Error",
+    "Flow",
+    "FlowReader",
+    "Gap",
+    "PcapflowsError",
+    "PcapflowsWarning",
+    "ReadStats",
+    "Segment",
+    "Server",
+    "TCPFlow",
+    "TCPMessage",
+    "__version__",
+    "read",
+    "reassemble",
+]

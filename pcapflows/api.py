@@ -1,0 +1,198 @@
+"""The public entry points: :func:`read` for captures, :func:`reassemble` for segments.
+
+Both are thin pipelines over the sans-IO pieces (capture reading, decoding, the
+assembler, the flow builder). Flows come out as they finish, so a read holds only the
+connections open at the same time, never the whole file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import BinaryIO, Literal
+
+from pcapflows.assembler import DEFAULT_IDLE_TIMEOUT, DEFAULT_LINGER, Assembler, AssemblerEvent
+from pcapflows.capture import CaptureReader
+from pcapflows.decode import Decoder
+from pcapflows.errors import PcapflowsWarning
+from pcapflows.flowbuild import FlowBuilder
+from pcapflows.reassembly import DEFAULT_MAX_BUFFER
+from pcapflows.segment import Segment
+from pcapflows.stats import ReadStats
+from pcapflows.tcp import TCPFlow
+
+Order = Literal["finish", "first_packet"]
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def _in_order(flows: Iterable[TCPFlow]) -> Iterator[TCPFlow]:
+    """Re-order finished flows by stream index (order of first packet).
+
+    A flow waits here until every flow that started before it has finished, so with
+    long-lived connections this holds more in memory than the default order; that is
+    the price of the order and why it is not the default.
+    """
+    waiting: dict[int, TCPFlow] = {}
+    want = 0
+    for f in flows:
+        waiting[f.metadata["pcapflows"]["stream"]] = f
+        while want in waiting:
+            yield waiting.pop(want)
+            want += 1
+    for k in sorted(waiting):
+        yield waiting[k]
+
+
+def reassemble(
+    segments: Iterable[Segment],
+    *,
+    order: Order = "finish",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    linger: float = DEFAULT_LINGER,
+    max_buffer: int = DEFAULT_MAX_BUFFER,
+) -> Iterator[TCPFlow]:
+    """Turn decoded segments (in capture order) into flows.
+
+    Useful when segments come from somewhere other than a capture file (scapy packets,
+    a test table). Options are those of :func:`read`.
+    """
+    flows = _flows(segments, Assembler(idle_timeout=idle_timeout, linger=linger,
+                                       max_buffer=max_buffer))
+    return _in_order(flows) if order == "first_packet" else flows
+
+
+def _flows(segments: Iterable[Segment], assembler: Assembler) -> Iterator[TCPFlow]:
+    builder = FlowBuilder()
+
+    def emit(events: list[AssemblerEvent]) -> Iterator[TCPFlow]:
+        for e in events:
+            flow = builder.add(e)
+            if flow is not None:
+                yield flow
+
+    for seg in segments:
+        events = assembler.feed(seg)
+        if events:
+            yield from emit(events)
+    yield from emit(assembler.close_all())
+
+
+class FlowReader(Iterator[TCPFlow]):
+    """An iterator of the flows of one capture, with its :class:`ReadStats`.
+
+    Returned by :func:`read`. The capture's header is checked when the reader is made
+    (so a file that is not a capture fails at once with
+    :class:`~pcapflows.errors.CaptureError`); packets are read lazily as flows are
+    requested. ``stats`` is complete once the iterator is exhausted. Damage met on the
+    way is reported once, at the end, as a :class:`~pcapflows.errors.PcapflowsWarning`.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        order: Order = "finish",
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        linger: float = DEFAULT_LINGER,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        warn: bool = True,
+    ) -> None:
+        if order not in ("finish", "first_packet"):
+            raise ValueError(f"order must be 'finish' or 'first_packet', not {order!r}")
+        self.stats = ReadStats()
+        self._capture = CaptureReader(source, self.stats)
+        self._warn = warn
+        decoder = Decoder(self.stats)
+        assembler = Assembler(idle_timeout=idle_timeout, linger=linger, max_buffer=max_buffer)
+        self._assembler = assembler
+        flows = _flows(self._segments(decoder), assembler)
+        self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
+        self._done = False
+
+    def _segments(self, decoder: Decoder) -> Iterator[Segment]:
+        for pkt in self._capture:
+            seg = decoder.decode(pkt)
+            if seg is not None:
+                yield seg
+
+    def __iter__(self) -> FlowReader:
+        return self
+
+    def __next__(self) -> TCPFlow:
+        try:
+            flow = next(self._it)
+        except StopIteration:
+            self._finish()
+            raise
+        self.stats.flows += 1
+        return flow
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._capture.close()
+        if self._warn and self.stats.anomalies:
+            summary = ", ".join(f"{n} x {k}" for k, n in self.stats.anomalies.most_common())
+            warnings.warn(
+                PcapflowsWarning(f"{self._capture.name}: damaged input skipped: {summary}"),
+                stacklevel=3,
+            )
+
+    def close(self) -> None:
+        """Stop reading and release the input (flows still open are not returned)."""
+        self._done = True
+        self._capture.close()
+
+    def __enter__(self) -> FlowReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read(
+    source: Source,
+    *,
+    order: Order = "finish",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    linger: float = DEFAULT_LINGER,
+    max_buffer: int = DEFAULT_MAX_BUFFER,
+    warn: bool = True,
+) -> FlowReader:
+    """Read a pcap or pcapng capture and return an iterator of its TCP flows.
+
+    ``source`` is a path, a path-like object, a binary file object, or ``"-"`` for
+    standard input; gzip-compressed captures are recognized by their content.
+
+    Flows are yielded as they finish (both FINs, a RST, ``idle_timeout`` seconds of
+    capture time without a packet, or the end of the input): ``order="finish"``, the
+    default, keeps memory bounded by the connections open at once.
+    ``order="first_packet"`` yields them in the order of their first packet instead
+    (``flow.metadata["pcapflows"]["stream"]`` is that index), holding finished flows
+    back until every earlier one is done.
+
+    ``linger`` is how long (capture time) a closed connection keeps collecting its last
+    ACKs and retransmissions; ``max_buffer`` bounds the bytes buffered above a hole in
+    one direction before the hole is reported as a gap. ``warn=False`` silences the
+    :class:`~pcapflows.errors.PcapflowsWarning` about damaged input (the statistics in
+    ``reader.stats`` still count it).
+
+    Raises :class:`~pcapflows.errors.CaptureError` at once if ``source`` cannot be
+    opened or is not a supported capture. Nothing after the file header raises.
+    """
+    return FlowReader(
+        source,
+        order=order,
+        idle_timeout=idle_timeout,
+        linger=linger,
+        max_buffer=max_buffer,
+        warn=warn,
+    )

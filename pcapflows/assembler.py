@@ -1,0 +1,171 @@
+"""The connection table: segments in, reassembly events out (sans-IO).
+
+:class:`Assembler` is the object to use when you have decoded segments from anywhere
+(a capture, scapy, a test table). Feed it :class:`~pcapflows.segment.Segment` objects in
+capture order; it returns :class:`~pcapflows.reassembly.Data`,
+:class:`~pcapflows.reassembly.Gap`, :class:`~pcapflows.reassembly.Conflict` and
+:class:`Closed` events. It has no clock of its own: time is the highest capture
+timestamp fed so far, which drives idle timeouts and lingering, so the same capture
+always gives the same result. It never raises on any sequence of segments.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from pcapflows.reassembly import DEFAULT_KEEP, DEFAULT_MAX_BUFFER, Conflict, Data, Gap
+from pcapflows.segment import ACK, SYN, Segment
+from pcapflows.tcpconn import ConnectionSummary, TCPConnection
+
+#: A connection with no packet for this long (capture time) is closed with reason
+#: "idle". Zeek uses 5 minutes for established connections; we are more patient
+#: because an offline reader loses nothing by waiting and long-lived quiet connections
+#: (SSH, database pools) are common in captures. Memory stays bounded by the open
+#: connections either way.
+DEFAULT_IDLE_TIMEOUT = 3600.0
+
+#: After both FINs or a RST, a connection stays in the table this long (capture time)
+#: so that the final ACK, retransmitted FINs and trailing RSTs still belong to it,
+#: instead of starting a bogus new connection. A new SYN on the same 4-tuple ends the
+#: lingering at once (port reuse).
+DEFAULT_LINGER = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class Closed:
+    """Connection ``conn`` is finished; no further events will name it."""
+
+    conn: int
+    summary: ConnectionSummary
+
+
+AssemblerEvent = Data | Gap | Conflict | Closed
+
+_Key = tuple[tuple[str, int], tuple[str, int]]
+
+
+class Assembler:
+    """Groups segments into connections and reassembles both directions of each."""
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        linger: float = DEFAULT_LINGER,
+        keep: int = DEFAULT_KEEP,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        self.idle_timeout = idle_timeout
+        self.linger = linger
+        self._keep = keep
+        self._max_buffer = max_buffer
+        self._table: dict[_Key, TCPConnection] = {}
+        self._by_id: dict[int, TCPConnection] = {}
+        self._timers: list[tuple[float, int]] = []
+        self._next_conn = 0
+        self._next_stream = 0
+        self._order = 0
+        self.now: float | None = None
+
+    @property
+    def open_connections(self) -> int:
+        """Connections currently in the table (including lingering closed ones)."""
+        return len(self._table)
+
+    def feed(self, seg: Segment) -> list[AssemblerEvent]:
+        """Take one segment (in capture order); return the events it causes."""
+        self._order += 1
+        events: list[AssemblerEvent] = []
+        if self.now is None or seg.timestamp > self.now:
+            self.now = seg.timestamp
+        if self._timers and self._timers[0][0] <= self.now:
+            self._expire(self.now, events)
+        a = (seg.src, seg.sport)
+        b = (seg.dst, seg.dport)
+        key = (a, b) if a <= b else (b, a)
+        conn = self._table.get(key)
+        if conn is not None and seg.flags & (SYN | ACK) == SYN:
+            d = conn.direction_of(seg)
+            if conn.is_new_connection(seg, d):
+                events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
+                conn = None
+        if conn is None:
+            conn = TCPConnection(
+                self._next_conn,
+                self._next_stream,
+                seg,
+                keep=self._keep,
+                max_buffer=self._max_buffer,
+            )
+            self._next_conn += 1
+            self._next_stream += 1
+            self._table[key] = conn
+            self._by_id[conn.conn] = conn
+            heapq.heappush(self._timers, (seg.timestamp + self.idle_timeout, conn.conn))
+        was_closed = conn.closed_at is not None
+        events.extend(conn.feed(seg, self._order))
+        if not was_closed and conn.closed_at is not None:
+            heapq.heappush(self._timers, (conn.closed_at + self.linger, conn.conn))
+        return events
+
+    def advance(self, now: float) -> list[AssemblerEvent]:
+        """Let capture time reach ``now`` without a packet (closes idle connections)."""
+        events: list[AssemblerEvent] = []
+        if self.now is None or now > self.now:
+            self.now = now
+        self._expire(self.now, events)
+        return events
+
+    def close_all(self) -> list[AssemblerEvent]:
+        """End of input: finish every connection still in the table."""
+        events: list[AssemblerEvent] = []
+        for conn in sorted(self._table.values(), key=lambda c: c.conn):
+            if conn.closed_at is not None:
+                events.extend(self._finish(conn, self._reason(conn, "end"), False))
+            else:
+                events.extend(self._finish(conn, "end", True))
+        self._timers.clear()
+        return events
+
+    @staticmethod
+    def _reason(conn: TCPConnection, default: str) -> str:
+        if conn.close_reason is not None:
+            return conn.close_reason
+        if conn.rst_from is not None:
+            return "rst"
+        if conn.fin_from[0] and conn.fin_from[1]:
+            return "fin"
+        return default
+
+    def _deadline(self, conn: TCPConnection) -> float:
+        if conn.closed_at is not None:
+            return min(conn.closed_at + self.linger, conn.last_timestamp + self.idle_timeout)
+        return conn.last_timestamp + self.idle_timeout
+
+    def _expire(self, now: float, events: list[AssemblerEvent]) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, cid = heapq.heappop(timers)
+            conn = self._by_id.get(cid)
+            if conn is None:
+                continue
+            deadline = self._deadline(conn)
+            if deadline > now:
+                heapq.heappush(timers, (deadline, cid))
+                continue
+            reason = self._reason(conn, "idle")
+            events.extend(self._finish(conn, reason, False))
+
+    def _finish(
+        self, conn: TCPConnection, closed_by: str, open_at_end: bool
+    ) -> list[AssemblerEvent]:
+        events: list[AssemblerEvent] = list(conn.finish(conn.last_timestamp))
+        key = (conn.endpoints[0], conn.endpoints[1])
+        if key[1] < key[0]:
+            key = (key[1], key[0])
+        if self._table.get(key) is conn:
+            del self._table[key]
+        self._by_id.pop(conn.conn, None)
+        events.append(Closed(conn.conn, conn.summary(closed_by, open_at_end)))
+        return events

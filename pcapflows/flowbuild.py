@@ -1,0 +1,160 @@
+"""From reassembly events to mitmproxy-style :class:`~pcapflows.tcp.TCPFlow` objects.
+
+The builder keeps the delivered bytes of each open connection and, when the connection
+is closed, turns them into messages:
+
+* A message is a maximal run of contiguous bytes from one side, ended by data from the
+  other side, by a gap, or by the end of the stream.
+* The two directions are interleaved in the order in which their bytes became
+  available in the capture: a chunk counts as available at the packet that completed it
+  (the latest packet needed to make it contiguous with what came before in its
+  direction). That is the order in which the receiving applications could have seen
+  them, and unlike the order of reassembly events it does not depend on when a hole
+  was given up on.
+* A message's timestamp is the capture time of the packet that first carried its first
+  byte.
+
+Ids are derived from the connection itself (addresses, first frame and time, initial
+sequence numbers, stream index), so the same capture gives the same ids on every run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from typing import Any
+
+from pcapflows.assembler import AssemblerEvent, Closed
+from pcapflows.connection import Client, Server
+from pcapflows.flow import Error
+from pcapflows.reassembly import Conflict, Data, Gap
+from pcapflows.tcp import TCPFlow, TCPMessage
+from pcapflows.tcpconn import ConnectionSummary
+
+#: Namespace of the deterministic (uuid5) ids pcapflows gives flows and connections.
+ID_NAMESPACE = uuid.UUID("0b6f3c2e-6d1a-5f63-9a54-70636170666c")
+
+# A delivered chunk: (availability order, direction, bytes, timestamp, gap before it).
+_Chunk = tuple[int, int, bytes, float, bool]
+
+
+class _Building:
+    __slots__ = ("avail", "chunks", "conflicts", "gap_pending", "gaps")
+
+    def __init__(self) -> None:
+        self.chunks: tuple[list[_Chunk], list[_Chunk]] = ([], [])
+        self.avail = [0, 0]
+        self.gap_pending = [False, False]
+        self.gaps: list[tuple[int, int, int, float]] = []
+        self.conflicts: list[tuple[int, int, int, float]] = []
+
+
+class FlowBuilder:
+    """Collects events per connection and returns a finished flow on :class:`Closed`."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, _Building] = {}
+
+    def add(self, event: AssemblerEvent) -> TCPFlow | None:
+        """Take one event; return the flow it completes, if any."""
+        b = self._open.get(event.conn)
+        if b is None:
+            b = self._open[event.conn] = _Building()
+        if isinstance(event, Data):
+            d = event.direction
+            if event.order > b.avail[d]:
+                b.avail[d] = event.order
+            b.chunks[d].append((b.avail[d], d, event.data, event.timestamp, b.gap_pending[d]))
+            b.gap_pending[d] = False
+        elif isinstance(event, Gap):
+            b.gaps.append((event.direction, event.offset, event.length, event.timestamp))
+            b.gap_pending[event.direction] = True
+        elif isinstance(event, Conflict):
+            b.conflicts.append((event.direction, event.offset, event.length, event.timestamp))
+        elif isinstance(event, Closed):
+            del self._open[event.conn]
+            return build_flow(event.summary, b)
+        return None
+
+
+def _messages(b: _Building, client: int) -> list[TCPMessage]:
+    messages: list[TCPMessage] = []
+    cur_dir = -1
+    buf = bytearray()
+    ts = 0.0
+    for _, d, data, t, gap_before in heapq.merge(b.chunks[0], b.chunks[1]):
+        if d != cur_dir or gap_before:
+            if buf:
+                messages.append(TCPMessage(cur_dir == client, bytes(buf), ts))
+            buf = bytearray()
+            cur_dir = d
+            ts = t
+        buf += data
+    if buf:
+        messages.append(TCPMessage(cur_dir == client, bytes(buf), ts))
+    return messages
+
+
+def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
+    """Synthesize the client, server and flow objects of one finished connection."""
+    ci = s.client
+    si = 1 - ci
+    client_addr = s.endpoints[ci]
+    server_addr = s.endpoints[si]
+    seed = (
+        f"{s.stream}|{s.first_frame}|{s.first_timestamp!r}|{client_addr}|{server_addr}"
+        f"|{s.isn[ci]}|{s.isn[si]}"
+    )
+
+    client = Client(
+        peername=client_addr,
+        sockname=server_addr,
+        timestamp_start=s.first_timestamp,
+    )
+    client.id = str(uuid.uuid5(ID_NAMESPACE, seed + "|client"))
+    client.timestamp_end = s.last_timestamp
+
+    server = Server(
+        address=server_addr,
+        peername=server_addr,
+        sockname=client_addr,
+        timestamp_start=s.first_timestamp,
+        timestamp_tcp_setup=s.setup_timestamp,
+    )
+    server.id = str(uuid.uuid5(ID_NAMESPACE, seed + "|server"))
+    server.timestamp_end = s.last_timestamp
+
+    flow = TCPFlow(client, server)
+    flow.id = str(uuid.uuid5(ID_NAMESPACE, seed + "|flow"))
+    flow.timestamp_created = s.first_timestamp
+    flow.messages = _messages(b, ci)
+    if s.closed_by == "rst" and s.rst_from is not None and s.rst_timestamp is not None:
+        who = "client" if s.rst_from == ci else "server"
+        flow.error = Error(f"connection reset by {who}", s.rst_timestamp)
+
+    def side(d: int) -> str:
+        return "client" if d == ci else "server"
+
+    meta: dict[str, Any] = {
+        "stream": s.stream,
+        "handshake_seen": s.handshake_seen,
+        "history": s.history,
+        "packets": {"client": s.packets[ci], "server": s.packets[si]},
+        "bytes": {"client": s.bytes[ci], "server": s.bytes[si]},
+        "gaps": [
+            {"from_client": d == ci, "offset": o, "length": n, "timestamp": t}
+            for d, o, n, t in b.gaps
+        ],
+        "conflicts": [
+            {"from_client": d == ci, "offset": o, "length": n, "timestamp": t}
+            for d, o, n, t in b.conflicts
+        ],
+        "closed_by": s.closed_by,
+        "open_at_end": s.open_at_end,
+        "first_frame": s.first_frame,
+        "last_frame": s.last_frame,
+    }
+    if s.rst_from is not None:
+        meta["rst_from"] = side(s.rst_from)
+    flow.metadata["pcapflows"] = meta
+    return flow

@@ -1,0 +1,422 @@
+"""Reassembly of one direction of a TCP connection (one "half" in gopacket's terms).
+
+A :class:`HalfStream` receives the segments one side sent, in capture order, and emits
+events in stream order: :class:`Data` for bytes that are now contiguous, :class:`Gap` for
+bytes that will never be seen, :class:`Conflict` for a retransmission whose bytes differ
+from what was already there. It is sans-IO: no clock, no files, no logging, and it never
+raises on any input.
+
+The rules it implements, and why:
+
+* Sequence numbers are turned into unbounded relative offsets (:mod:`pcapflows.seqnum`),
+  offset 0 being the first byte after the SYN, or the first sequence number seen when
+  the connection was picked up mid-stream (bytes before that are not part of what we
+  can reconstruct and are only counted).
+* Out-of-order bytes wait in a buffer until the bytes before them arrive.
+* The first copy of a byte wins. That is what the receiving host already had when a
+  later, different copy arrived, so overwriting it (as scapy does) would rewrite
+  history. A differing later copy is reported as a conflict.
+* A hole is never filled with invented bytes. It becomes a gap when the peer
+  acknowledges past it (the receiver got bytes the capture missed), when the buffer
+  above it grows past its limit, or when the stream is finished.
+* Bytes the snap length cut off are known to exist but unknown: they are a gap.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from pcapflows.seqnum import Unwrapper
+
+#: Delivered bytes kept per direction to detect conflicting retransmissions. Older
+#: retransmissions can no longer be compared and are only counted. 64 KiB covers the
+#: unscaled TCP window, i.e. everything a sender may legitimately retransmit without
+#: window scaling.
+DEFAULT_KEEP = 65536
+
+#: Bytes buffered above a hole, per direction, before the hole is declared a gap.
+#: Without a limit a capture that lost one segment early would make the whole rest of
+#: the connection wait in memory. 8 MiB is above any real receive window we have met.
+DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
+
+#: An acknowledgment further than this past the highest sequence number seen is taken
+#: as bogus (damaged or forged) rather than as proof of a hole of that size.
+MAX_ACK_JUMP = 1 << 24
+
+
+@dataclass(slots=True, frozen=True)
+class Data:
+    """Contiguous bytes of one direction, at ``offset`` in that direction's stream.
+
+    ``timestamp`` is the capture time of the packet that first carried them and
+    ``order`` the position of that packet in the input (the assembler's packet counter).
+    """
+
+    conn: int
+    direction: int
+    offset: int
+    data: bytes
+    timestamp: float
+    order: int
+
+
+@dataclass(slots=True, frozen=True)
+class Gap:
+    """``length`` bytes at ``offset`` were sent but are not in the capture.
+
+    ``timestamp`` is the capture time at which the hole was given up on.
+    """
+
+    conn: int
+    direction: int
+    offset: int
+    length: int
+    timestamp: float
+
+
+@dataclass(slots=True, frozen=True)
+class Conflict:
+    """A later copy of ``length`` bytes at ``offset`` differed from the first copy."""
+
+    conn: int
+    direction: int
+    offset: int
+    length: int
+    timestamp: float
+
+
+Event = Data | Gap | Conflict
+
+
+class _Chunk:
+    """A buffered, not yet deliverable piece; ``data is None`` for snap-length holes."""
+
+    __slots__ = ("data", "end", "order", "start", "timestamp")
+
+    def __init__(
+        self, start: int, end: int, data: bytes | None, timestamp: float, order: int
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.data = data
+        self.timestamp = timestamp
+        self.order = order
+
+
+def _diff_span(a: bytes, b: bytes) -> tuple[int, int]:
+    """First and one-past-last index where equal-length ``a`` and ``b`` differ."""
+    first = 0
+    while a[first] == b[first]:
+        first += 1
+    last = len(a)
+    while a[last - 1] == b[last - 1]:
+        last -= 1
+    return first, last
+
+
+class HalfStream:
+    """Reassembly state of one direction of one connection.
+
+    ``conn`` and ``direction`` only label the events. Call :meth:`segment` for every
+    segment sent in this direction, :meth:`acked` when the other direction acknowledges
+    a sequence number, and :meth:`finish` when the connection ends.
+    """
+
+    def __init__(
+        self,
+        conn: int,
+        direction: int,
+        *,
+        keep: int = DEFAULT_KEEP,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        self.conn = conn
+        self.direction = direction
+        self._keep = keep
+        self._max_buffer = max_buffer
+        self._seq: Unwrapper | None = None
+        #: Offset of the next byte to deliver: everything below was delivered or gapped.
+        self.next = 0
+        #: Highest offset known to have been sent (end of the highest segment).
+        self.high = 0
+        self.syn_seen = False
+        #: Raw sequence number of the first SYN, to tell retransmitted SYNs from new ones.
+        self.isn: int | None = None
+        self.fin_offset: int | None = None
+        self._pending: list[_Chunk] = []
+        self._pending_starts: list[int] = []
+        self.buffered = 0
+        # The last delivered bytes, covering [_tail_start, next), for conflict checks.
+        self._tail = bytearray()
+        self._tail_start = 0
+        #: Counters for the connection's metadata and history.
+        self.delivered = 0
+        self.gap_bytes = 0
+        self.retransmitted = 0
+        self.before_start = 0
+        self.keepalives = 0
+
+    @property
+    def started(self) -> bool:
+        """Whether any segment of this direction has been seen."""
+        return self._seq is not None
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether bytes wait above a hole."""
+        return bool(self._pending)
+
+    def offset_of(self, raw: int) -> int | None:
+        """Relative offset of a raw sequence number, or None before the first segment."""
+        return None if self._seq is None else self._seq.offset(raw)
+
+    # -- input -------------------------------------------------------------------------
+
+    def segment(
+        self,
+        seq: int,
+        payload: bytes,
+        missing: int,
+        syn: bool,
+        fin: bool,
+        timestamp: float,
+        order: int,
+    ) -> tuple[list[Event], bool]:
+        """Take one segment; return the events it causes and whether it was a retransmission.
+
+        ``missing`` payload bytes followed ``payload`` on the wire but were not captured.
+        """
+        events: list[Event] = []
+        if self._seq is None:
+            # SYN occupies one sequence number, so data starts one after it.
+            self._seq = Unwrapper(seq, -1 if syn else 0)
+        elif syn and not self.syn_seen and self.next == 0 and not self._pending:
+            # A SYN arriving after other packets of this side that carried nothing yet
+            # (capture reordering): let it define the stream's start after all.
+            self._seq = Unwrapper(seq, -1)
+            self.high = 0
+        if syn and not self.syn_seen:
+            self.syn_seen = True
+            self.isn = seq
+        off = self._seq.advance(seq)
+        if syn:
+            off += 1
+        length = len(payload) + missing
+        end = off + length
+        if fin and self.fin_offset is None:
+            self.fin_offset = end
+        if length == 0:
+            return events, False
+        if end > self.high:
+            self.high = end
+        if off < 0:
+            # Bytes from before the first sequence number we saw (mid-stream pickup).
+            cut = min(-off, length)
+            self.before_start += cut
+            if cut == length:
+                return events, True
+            if cut < len(payload):
+                payload = payload[cut:]
+            else:
+                missing -= cut - len(payload)
+                payload = b""
+            off = 0
+        retrans = False
+        if off < self.next:
+            retrans = True
+            overlap = min(end, self.next) - off
+            if length <= 1 and off == self.next - 1 and not fin:
+                # A keep-alive probe: one garbage byte (or none) below the next
+                # expected byte. It is not data and not a conflict.
+                self.keepalives += 1
+                return events, True
+            self._check_delivered(off, payload[:overlap], timestamp, events)
+            self.retransmitted += overlap
+            if end <= self.next:
+                return events, True
+            cut = self.next - off
+            if cut < len(payload):
+                payload = payload[cut:]
+            else:
+                missing -= cut - len(payload)
+                payload = b""
+            off = self.next
+        if payload:
+            retrans |= self._insert(off, off + len(payload), payload, timestamp, order, events)
+        if missing > 0:
+            self._insert(off + len(payload), end, None, timestamp, order, events)
+        self._deliver(events)
+        if self.buffered > self._max_buffer:
+            self._skip_to_pending(timestamp, events)
+        return events, retrans
+
+    def acked(self, ack: int, timestamp: float) -> list[Event]:
+        """The peer acknowledged ``ack``: any hole below it will never be filled."""
+        events: list[Event] = []
+        if self._seq is None:
+            return events
+        target = self._seq.offset(ack)
+        if self.fin_offset is not None and target > self.fin_offset:
+            target = self.fin_offset
+        if target <= self.next or target > self.high + MAX_ACK_JUMP:
+            return events
+        self._gap_until(target, timestamp, events)
+        return events
+
+    def finish(self, timestamp: float) -> list[Event]:
+        """The connection is over: give up on every hole and deliver what is buffered."""
+        events: list[Event] = []
+        while self._pending:
+            self._skip_to_pending(timestamp, events)
+        if self.fin_offset is not None and self.fin_offset > self.next:
+            self._gap(self.fin_offset - self.next, timestamp, events)
+        return events
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_delivered(
+        self, off: int, data: bytes, timestamp: float, events: list[Event]
+    ) -> None:
+        """Compare a retransmitted copy with the delivered bytes still remembered."""
+        lo = max(off, self._tail_start)
+        hi = off + len(data)
+        if hi <= lo:
+            return
+        old = bytes(self._tail[lo - self._tail_start : hi - self._tail_start])
+        new = data[lo - off : hi - off]
+        if len(old) == len(new) and old != new:
+            first, last = _diff_span(old, new)
+            events.append(Conflict(self.conn, self.direction, lo + first, last - first, timestamp))
+
+    def _insert(
+        self,
+        start: int,
+        end: int,
+        data: bytes | None,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> bool:
+        """Buffer ``[start, end)`` keeping earlier copies; return whether it overlapped.
+
+        A snap-length hole (``data is None``) never replaces bytes, and real bytes
+        replace a snap-length hole (the capture simply got them the second time).
+        """
+        overlapped = False
+        pieces: list[_Chunk] = []
+        i = bisect.bisect_right(self._pending_starts, start) - 1
+        if i < 0:
+            i = 0
+        cur = start
+        while cur < end:
+            # Find the first buffered chunk that ends after cur.
+            while i < len(self._pending) and self._pending[i].end <= cur:
+                i += 1
+            nxt = self._pending[i] if i < len(self._pending) else None
+            if nxt is None or nxt.start >= end:
+                pieces.append(self._piece(start, cur, end, data, timestamp, order))
+                break
+            if nxt.start > cur:
+                pieces.append(self._piece(start, cur, nxt.start, data, timestamp, order))
+                cur = nxt.start
+            # Overlap with nxt over [cur, ov_end).
+            ov_end = min(end, nxt.end)
+            overlapped = True
+            if nxt.data is not None and data is not None:
+                old = nxt.data[cur - nxt.start : ov_end - nxt.start]
+                new = data[cur - start : ov_end - start]
+                if old != new:
+                    first, last = _diff_span(old, new)
+                    events.append(
+                        Conflict(self.conn, self.direction, cur + first, last - first, timestamp)
+                    )
+            elif nxt.data is None and data is not None:
+                # Replace the unknown bytes of a snap-length hole with real ones.
+                self._split_hole(i, cur, ov_end, data[cur - start : ov_end - start],
+                                 timestamp, order)
+                i = bisect.bisect_right(self._pending_starts, cur) - 1
+            cur = ov_end
+        for p in pieces:
+            j = bisect.bisect_left(self._pending_starts, p.start)
+            self._pending.insert(j, p)
+            self._pending_starts.insert(j, p.start)
+            self.buffered += p.end - p.start
+        return overlapped
+
+    @staticmethod
+    def _piece(
+        start: int, lo: int, hi: int, data: bytes | None, timestamp: float, order: int
+    ) -> _Chunk:
+        part = None if data is None else data[lo - start : hi - start]
+        return _Chunk(lo, hi, part, timestamp, order)
+
+    def _split_hole(
+        self, i: int, lo: int, hi: int, data: bytes, timestamp: float, order: int
+    ) -> None:
+        """Replace ``[lo, hi)`` of the snap-length hole chunk ``i`` with ``data``."""
+        hole = self._pending.pop(i)
+        self._pending_starts.pop(i)
+        self.buffered -= hole.end - hole.start
+        new = []
+        if hole.start < lo:
+            new.append(_Chunk(hole.start, lo, None, hole.timestamp, hole.order))
+        new.append(_Chunk(lo, hi, data, timestamp, order))
+        if hi < hole.end:
+            new.append(_Chunk(hi, hole.end, None, hole.timestamp, hole.order))
+        for k, c in enumerate(new):
+            self._pending.insert(i + k, c)
+            self._pending_starts.insert(i + k, c.start)
+            self.buffered += c.end - c.start
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Emit every buffered chunk that now starts exactly at ``next``."""
+        pending = self._pending
+        while pending and pending[0].start <= self.next:
+            c = pending.pop(0)
+            self._pending_starts.pop(0)
+            self.buffered -= c.end - c.start
+            if c.end <= self.next:
+                continue
+            if c.data is None:
+                self._gap(c.end - self.next, c.timestamp, events)
+                continue
+            data = c.data[self.next - c.start :]
+            events.append(Data(self.conn, self.direction, self.next, data, c.timestamp, c.order))
+            self.delivered += len(data)
+            self.next += len(data)
+            self._tail += data
+            if len(self._tail) > 2 * self._keep:
+                drop = len(self._tail) - self._keep
+                del self._tail[:drop]
+                self._tail_start += drop
+
+    def _gap(self, length: int, timestamp: float, events: list[Event]) -> None:
+        events.append(Gap(self.conn, self.direction, self.next, length, timestamp))
+        self.gap_bytes += length
+        self.next += length
+        if self.next > self.high:
+            self.high = self.next
+        self._tail.clear()
+        self._tail_start = self.next
+
+    def _gap_until(self, target: int, timestamp: float, events: list[Event]) -> None:
+        """Give up on every hole below ``target``, delivering buffered bytes between."""
+        while self.next < target:
+            if self._pending and self._pending[0].start <= self.next:
+                self._deliver(events)
+                continue
+            hole_end = target
+            if self._pending and self._pending[0].start < target:
+                hole_end = self._pending[0].start
+            self._gap(hole_end - self.next, timestamp, events)
+            self._deliver(events)
+
+    def _skip_to_pending(self, timestamp: float, events: list[Event]) -> None:
+        """Declare the hole before the first buffered chunk a gap and deliver on from it."""
+        if not self._pending:
+            return
+        first = self._pending[0].start
+        if first > self.next:
+            self._gap(first - self.next, timestamp, events)
+        self._deliver(events)

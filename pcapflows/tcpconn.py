@@ -1,0 +1,277 @@
+"""One TCP connection: its two halves, its flags, its roles and its history.
+
+The connection does not know who the client is until it ends: a capture may start
+mid-stream, or show the SYN-ACK before the SYN, so roles are decided from everything
+seen (see :func:`decide_client`). Internally the two directions are numbered by who sent
+the first captured packet: direction 0 is "A to B", A being that first sender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pcapflows.reassembly import (
+    DEFAULT_KEEP,
+    DEFAULT_MAX_BUFFER,
+    Conflict,
+    Event,
+    Gap,
+    HalfStream,
+)
+from pcapflows.segment import ACK, FIN, RST, SYN, Segment
+
+#: Ports below this are "well known" (IANA system ports): a side using one is taken as
+#: the server when a connection is picked up without its handshake.
+WELL_KNOWN = 1024
+
+
+@dataclass(slots=True)
+class ConnectionSummary:
+    """Everything the flow builder needs about a finished connection.
+
+    Endpoints are ``(address, port)``; index 0 is A (the first packet's sender), 1 is B.
+    Per-direction lists are indexed by sender.
+    """
+
+    conn: int
+    stream: int
+    endpoints: tuple[tuple[str, int], tuple[str, int]]
+    client: int
+    handshake_seen: bool
+    first_timestamp: float
+    last_timestamp: float
+    setup_timestamp: float | None
+    first_frame: int
+    last_frame: int
+    packets: list[int]
+    bytes: list[int]
+    history: str
+    closed_by: str
+    open_at_end: bool
+    rst_from: int | None
+    rst_timestamp: float | None
+    isn: list[int | None] = field(default_factory=lambda: [None, None])
+
+
+def decide_client(
+    syn_from: list[bool],
+    synack_from: list[bool],
+    first_syn: int | None,
+    ports: tuple[int, int],
+) -> int:
+    """Which side (0 = first sender, 1 = the other) is the client.
+
+    1. The sender of a SYN without ACK (the first one if both sides sent one).
+    2. Else the receiver of a SYN-ACK.
+    3. Else (picked up mid-stream) the side not on the likely server port: a well-known
+       port (< 1024) against one that is not, else the lower port. Equal ports leave
+       the first sender as the client.
+    """
+    if syn_from[0] or syn_from[1]:
+        if syn_from[0] and syn_from[1]:
+            return first_syn if first_syn is not None else 0
+        return 0 if syn_from[0] else 1
+    if synack_from[0] != synack_from[1]:
+        return 1 if synack_from[0] else 0
+    pa, pb = ports
+    wa, wb = pa < WELL_KNOWN, pb < WELL_KNOWN
+    if wa != wb:
+        return 1 if wa else 0
+    if pa != pb:
+        return 1 if pa < pb else 0
+    return 0
+
+
+class TCPConnection:
+    """State of one connection in the assembler's table."""
+
+    def __init__(
+        self,
+        conn: int,
+        stream: int,
+        seg: Segment,
+        *,
+        keep: int = DEFAULT_KEEP,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.endpoints = ((seg.src, seg.sport), (seg.dst, seg.dport))
+        self.halves = (
+            HalfStream(conn, 0, keep=keep, max_buffer=max_buffer),
+            HalfStream(conn, 1, keep=keep, max_buffer=max_buffer),
+        )
+        self.syn_from = [False, False]
+        self.synack_from = [False, False]
+        self.first_syn: int | None = None
+        self.fin_from = [False, False]
+        self.rst_from: int | None = None
+        self.rst_timestamp: float | None = None
+        self.synack_seen_at: float | None = None
+        self.setup_timestamp: float | None = None
+        self.first_timestamp = seg.timestamp
+        self.last_timestamp = seg.timestamp
+        self.first_frame = seg.frame
+        self.last_frame = seg.frame
+        self.packets = [0, 0]
+        self.has_data = False
+        #: Capture time at which both FINs or a RST were seen; the connection then lingers
+        #: briefly so that the last ACK and retransmitted FINs still belong to it.
+        self.closed_at: float | None = None
+        #: "fin" or "rst": how the connection closed. A RST after both FINs (common for
+        #: a retransmitted FIN that meets a closed socket) does not make a clean close an
+        #: error.
+        self.close_reason: str | None = None
+        self._history: list[tuple[int, str]] = []
+        self._history_seen: set[tuple[int, str]] = set()
+
+    def direction_of(self, seg: Segment) -> int:
+        """0 if ``seg`` was sent by A (the first packet's sender), else 1."""
+        return 0 if (seg.src, seg.sport) == self.endpoints[0] else 1
+
+    def _mark(self, direction: int, letter: str) -> None:
+        key = (direction, letter)
+        if key not in self._history_seen:
+            self._history_seen.add(key)
+            self._history.append(key)
+
+    def is_new_connection(self, seg: Segment, direction: int) -> bool:
+        """Whether a SYN without ACK starts a new connection on this 4-tuple (port reuse).
+
+        A retransmitted SYN carries the same initial sequence number; a SYN that arrives
+        after a SYN-ACK acknowledging it (the capture saw them out of order) belongs here
+        too. Anything else after a close, after data, or with another ISN is a new
+        connection.
+        """
+        half = self.halves[direction]
+        if half.syn_seen:
+            return half.isn != seg.seq or self.closed_at is not None
+        if self.closed_at is not None or self.fin_from[0] or self.fin_from[1]:
+            return True
+        other = self.halves[1 - direction]
+        if self.synack_from[1 - direction] and other.started:
+            return False
+        return self.has_data
+
+    def feed(self, seg: Segment, order: int) -> list[Event]:
+        """Take one segment of this connection; return the reassembly events."""
+        d = self.direction_of(seg)
+        flags = seg.flags
+        self.packets[d] += 1
+        if seg.timestamp > self.last_timestamp:
+            self.last_timestamp = seg.timestamp
+        self.last_frame = seg.frame
+        syn = bool(flags & SYN)
+        has_ack = bool(flags & ACK)
+        if syn:
+            if has_ack:
+                self.synack_from[d] = True
+                self._mark(d, "H")
+                if self.synack_seen_at is None:
+                    self.synack_seen_at = seg.timestamp
+            else:
+                self.syn_from[d] = True
+                if self.first_syn is None:
+                    self.first_syn = d
+                self._mark(d, "S")
+        elif (
+            has_ack
+            and self.setup_timestamp is None
+            and self.syn_from[d]
+            and self.synack_from[1 - d]
+        ):
+            # The client's first ACK after the SYN-ACK completes the handshake.
+            self.setup_timestamp = seg.timestamp
+        if flags & FIN:
+            self.fin_from[d] = True
+            self._mark(d, "F")
+        if flags & RST:
+            if self.rst_from is None:
+                self.rst_from = d
+                self.rst_timestamp = seg.timestamp
+            self._mark(d, "R")
+        length = len(seg.payload) + seg.missing
+        if length:
+            self.has_data = True
+            self._mark(d, "D")
+        elif has_ack and not (flags & (SYN | FIN | RST)):
+            self._mark(d, "A")
+        if seg.window == 0 and not (flags & RST):
+            self._mark(d, "W")
+        events, retrans = self.halves[d].segment(
+            seg.seq,
+            seg.payload,
+            seg.missing,
+            syn,
+            bool(flags & FIN),
+            seg.timestamp,
+            order,
+        )
+        if retrans:
+            self._mark(d, "T")
+        if has_ack and not (flags & RST):
+            events.extend(self.halves[1 - d].acked(seg.ack, seg.timestamp))
+        for e in events:
+            if isinstance(e, Gap):
+                self._mark(e.direction, "G")
+            elif isinstance(e, Conflict):
+                self._mark(e.direction, "I")
+        if self.closed_at is None and (
+            self.rst_from is not None or (self.fin_from[0] and self.fin_from[1])
+        ):
+            self.closed_at = seg.timestamp
+            self.close_reason = "rst" if self.rst_from is not None else "fin"
+        return events
+
+    def finish(self, timestamp: float) -> list[Event]:
+        """Flush both halves: every remaining hole becomes a gap."""
+        events = self.halves[0].finish(timestamp)
+        events.extend(self.halves[1].finish(timestamp))
+        for e in events:
+            if isinstance(e, Gap):
+                self._mark(e.direction, "G")
+        return events
+
+    def client(self) -> int:
+        """The client's side (0 or 1), decided from everything seen so far."""
+        return decide_client(
+            self.syn_from,
+            self.synack_from,
+            self.first_syn,
+            (self.endpoints[0][1], self.endpoints[1][1]),
+        )
+
+    def history(self, client: int) -> str:
+        """Zeek-style history: one letter per first occurrence, client's in upper case.
+
+        A leading ``^`` says the client is not the side that sent the first captured
+        packet (Zeek's "direction flipped").
+        """
+        out = ["^"] if client != 0 else []
+        for d, letter in self._history:
+            out.append(letter if d == client else letter.lower())
+        return "".join(out)
+
+    def summary(self, closed_by: str, open_at_end: bool) -> ConnectionSummary:
+        """The finished connection, for the flow builder."""
+        client = self.client()
+        return ConnectionSummary(
+            conn=self.conn,
+            stream=self.stream,
+            endpoints=self.endpoints,
+            client=client,
+            handshake_seen=self.syn_from[client] and self.synack_from[1 - client],
+            first_timestamp=self.first_timestamp,
+            last_timestamp=self.last_timestamp,
+            setup_timestamp=self.setup_timestamp,
+            first_frame=self.first_frame,
+            last_frame=self.last_frame,
+            packets=list(self.packets),
+            bytes=[self.halves[0].delivered, self.halves[1].delivered],
+            history=self.history(client),
+            closed_by=closed_by,
+            open_at_end=open_at_end,
+            rst_from=self.rst_from,
+            rst_timestamp=self.rst_timestamp,
+            isn=[self.halves[0].isn, self.halves[1].isn],
+        )

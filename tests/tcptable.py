@@ -1,0 +1,67 @@
+"""Shared test helpers: a tiny language for TCP conversations as tables of segments."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pcapflows.segment import ACK, FIN, PSH, RST, SYN, Segment
+
+CLIENT = ("10.0.0.1", 40000)
+SERVER = ("10.0.0.2", 80)
+
+#: The shared corpus of real captures, beside the repository (see its MANIFEST.tsv).
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: The project's own sample captures.
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+
+_FLAGS = {"S": SYN, "A": ACK, "F": FIN, "R": RST, "P": PSH}
+
+
+def flags(text: str) -> int:
+    """``"SA"`` -> SYN|ACK, and so on."""
+    value = 0
+    for ch in text:
+        value |= _FLAGS[ch]
+    return value
+
+
+def seg(
+    t: float,
+    sender: str,
+    seq: int,
+    ack: int = 0,
+    fl: str = "A",
+    data: bytes = b"",
+    *,
+    missing: int = 0,
+    window: int = 65535,
+    client: tuple[str, int] = CLIENT,
+    server: tuple[str, int] = SERVER,
+) -> Segment:
+    """One segment sent by ``"c"`` (the client) or ``"s"`` (the server)."""
+    src, dst = (client, server) if sender == "c" else (server, client)
+    return Segment(
+        float(t),
+        src[0],
+        src[1],
+        dst[0],
+        dst[1],
+        seq & 0xFFFFFFFF,
+        ack & 0xFFFFFFFF,
+        flags(fl),
+        data,
+        window,
+        missing,
+        0,
+    )
+
+
+def require_tshark() -> str:
+    """tshark's path; a missing tshark is a broken test environment, not a skip."""
+    path = shutil.which("tshark")
+    if path is None:
+        pytest.fail("tshark is required by the tests (.ci/run installs it with apt-get)")
+    return path
