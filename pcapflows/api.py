@@ -58,8 +58,9 @@ def reassemble(
     Useful when segments come from somewhere other than a capture file (scapy packets,
     a test table). Options are those of :func:`read`.
     """
-    flows = _flows(segments, Assembler(idle_timeout=idle_timeout, linger=linger,
-                                       max_buffer=max_buffer))
+    flows = _flows(
+        segments, Assembler(idle_timeout=idle_timeout, linger=linger, max_buffer=max_buffer)
+    )
     return _in_order(flows) if order == "first_packet" else flows
 
 

@@ -333,8 +333,9 @@ class HalfStream:
                     )
             elif nxt.data is None and data is not None:
                 # Replace the unknown bytes of a snap-length hole with real ones.
-                self._split_hole(i, cur, ov_end, data[cur - start : ov_end - start],
-                                 timestamp, order)
+                self._split_hole(
+                    i, cur, ov_end, data[cur - start : ov_end - start], timestamp, order
+                )
                 i = bisect.bisect_right(self._pending_starts, cur) - 1
             cur = ov_end
         for p in pieces:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -18,9 +19,7 @@ import pcapflows
 from pcapflows import Assembler, Data
 from pcapflows.segment import Segment
 
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def cut_points(n: int) -> st.SearchStrategy[list[int]]:
@@ -34,13 +33,11 @@ def segmented_stream(draw: Any) -> tuple[bytes, list[tuple[int, bytes]]]:
     """A payload and a shuffled, duplicated, re-segmented list of (offset, bytes) pieces."""
     payload = draw(st.binary(min_size=1, max_size=300))
     cuts = [0, *draw(cut_points(len(payload))), len(payload)]
-    pieces = [(a, payload[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    pieces = [(a, payload[a:b]) for a, b in itertools.pairwise(cuts)]
     # Extra copies: exact duplicates and overlapping re-segmentations of the same bytes.
     extra = draw(
         st.lists(
-            st.tuples(
-                st.integers(0, len(payload) - 1), st.integers(1, max(1, len(payload)))
-            ),
+            st.tuples(st.integers(0, len(payload) - 1), st.integers(1, max(1, len(payload)))),
             max_size=6,
         )
     )
@@ -93,8 +90,11 @@ def comparable(flow: pcapflows.TCPFlow) -> dict[str, Any]:
 @st.composite
 def two_way(draw: Any) -> list[tuple[str, int, bytes, bool]]:
     """Alternating data from both sides, some of it out of order, one hole maybe."""
-    turns = draw(st.lists(st.tuples(st.booleans(), st.binary(min_size=1, max_size=40)),
-                          min_size=1, max_size=8))
+    turns = draw(
+        st.lists(
+            st.tuples(st.booleans(), st.binary(min_size=1, max_size=40)), min_size=1, max_size=8
+        )
+    )
     out = []
     for from_client, data in turns:
         out.append(("c" if from_client else "s", 0, data, draw(st.booleans())))
