@@ -117,6 +117,7 @@ class FlowReader(Iterator[TCPFlow]):
             seg = decoder.decode(pkt)
             if seg is not None:
                 yield seg
+        decoder.finish()
 
     def __iter__(self) -> FlowReader:
         return self

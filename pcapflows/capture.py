@@ -1,0 +1,425 @@
+"""Streaming readers for classic pcap and pcapng, plain or gzip-compressed.
+
+Only the file header can make reading fail (:class:`~pcapflows.errors.CaptureError`,
+raised when the :class:`CaptureReader` is made). After that, damage never raises: a
+truncated last record, an absurd length or a broken pcapng block is counted in the
+:class:`~pcapflows.stats.ReadStats` and reading stops or skips, having yielded every
+record before it. Memory is bounded by one record: the file is never read whole, and no
+length field is trusted to size an allocation before it is checked against hard caps.
+
+Formats are recognized by their magic bytes, never by the file name:
+
+* pcap: ``a1b2c3d4`` (microseconds), ``a1b23c4d`` (nanoseconds), either byte order, and
+  the "modified" ``a1b2cd34`` variant (8 extra bytes per record header).
+* pcapng: every section (each may change byte order) and interface, with each
+  interface's link type, ``if_tsresol`` and ``if_tsoffset``; Enhanced, Simple and the
+  obsolete Packet Blocks. Other block types are skipped.
+* gzip around either.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import sys
+import zlib
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO, cast
+
+from pcapflows.errors import CaptureError
+from pcapflows.packet import Packet
+from pcapflows.stats import ReadStats
+
+#: No record or block larger than this is believed, whatever its header says: it is
+#: far above any real frame (256 KiB is tcpdump's largest snap length; jumbo and
+#: TSO-coalesced frames stay well below 1 MiB) and small enough to allocate safely.
+MAX_RECORD = 64 * 1024 * 1024
+
+_PCAP_MAGICS = {
+    0xA1B2C3D4: (1_000_000, 0),
+    0xA1B23C4D: (1_000_000_000, 0),
+    0xA1B2CD34: (1_000_000, 8),
+}
+
+_KNOWN_UNSUPPORTED = [
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
+    (b"BZh", "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"\x04\x22\x4d\x18", "an lz4-compressed file"),
+    (b"snoop\x00\x00\x00", "a Solaris snoop capture (not supported)"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x9d", "a compress(1) .Z file"),
+    (b"XCP\x00", "a NetXRay/Sniffer capture (not supported)"),
+    (b"\x00\x00\x01\x00\x00\x00", "an Endace ERF or unknown binary file"),
+]
+
+_SHB = 0x0A0D0D0A
+_IDB = 0x00000001
+_PB = 0x00000002
+_SPB = 0x00000003
+_EPB = 0x00000006
+_BOM = 0x1A2B3C4D
+
+
+def _describe(head: bytes) -> str:
+    """What a file that is not a capture looks like, for the error message."""
+    if not head:
+        return "an empty file"
+    for magic, what in _KNOWN_UNSUPPORTED:
+        if head.startswith(magic):
+            return what
+    sample = head[:64]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in sample):
+        text = sample.decode("ascii", "replace").strip().splitlines()
+        first = text[0][:40] if text else ""
+        return f"text, not a capture (starts with {first!r})"
+    return f"an unknown format (first bytes: {head[:8].hex(' ')})"
+
+
+class _Interface:
+    __slots__ = ("linktype", "offset", "snaplen", "units")
+
+    def __init__(self, linktype: int, snaplen: int, units: int, offset: int) -> None:
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.units = units
+        self.offset = offset
+
+
+class CaptureReader:
+    """Iterate over the packets of one capture, lazily.
+
+    ``source`` is a path, a path-like object, a binary file object (read from its
+    current position and not closed by us) or ``"-"`` for standard input. Streams that
+    cannot seek (pipes) are fine: the reader never seeks.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, stats: ReadStats) -> None:
+        self.stats = stats
+        self._owned: BinaryIO | None = None
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+            raw: BinaryIO = sys.stdin.buffer
+            self.name = "<stdin>"
+        elif isinstance(source, (str, os.PathLike)):
+            self.name = os.fspath(source)
+            try:
+                raw = open(self.name, "rb")
+            except OSError as exc:
+                raise CaptureError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
+            self._owned = raw
+        else:
+            raw = source
+            self.name = str(getattr(source, "name", None) or repr(source))
+        self.compression: str | None = None
+        self.format = ""
+        try:
+            head = raw.read(4)
+        except OSError as exc:
+            self.close()
+            raise CaptureError(f"{self.name}: cannot read: {exc}") from exc
+        self._f: BinaryIO = raw
+        self._pre = head
+        if head[:2] == b"\x1f\x8b":
+            self.compression = "gzip"
+            self._f = cast(
+                BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, _Prefixed(head, raw)), mode="rb")
+            )
+            try:
+                head = self._f.read(4)
+            except (OSError, EOFError, zlib.error) as exc:
+                self.close()
+                raise CaptureError(f"{self.name}: damaged gzip data: {exc}") from exc
+            self._pre = head
+        self._records: Iterator[Packet]
+        try:
+            self._records = self._open(head)
+        except CaptureError:
+            self.close()
+            raise
+
+    # -- public ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Packet]:
+        return self._records
+
+    def close(self) -> None:
+        """Release the file if we opened it (file objects given to us stay open)."""
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _read(self, n: int) -> bytes:
+        """Up to ``n`` bytes (fewer only at the end); damaged compression ends the data."""
+        try:
+            data = self._f.read(n)
+        except (OSError, EOFError, zlib.error) as exc:
+            self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
+            return b""
+        if len(data) < n:
+            # Non-blocking reads and pipes can return short: keep reading until EOF.
+            parts = [data]
+            got = len(data)
+            while got < n:
+                try:
+                    more = self._f.read(n - got)
+                except (OSError, EOFError, zlib.error) as exc:
+                    self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
+                    more = b""
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        return data
+
+    def _open(self, head: bytes) -> Iterator[Packet]:
+        if len(head) < 4:
+            raise CaptureError(f"{self.name}: {_describe(head)}, not a pcap or pcapng capture")
+        for endian in ("<", ">"):
+            (magic,) = struct.unpack(endian + "I", head)
+            if magic in _PCAP_MAGICS:
+                rest = self._read(20)
+                if len(rest) < 20:
+                    raise CaptureError(f"{self.name}: truncated pcap file header")
+                units, extra = _PCAP_MAGICS[magic]
+                self.format = "pcap-nsec" if units == 1_000_000_000 else "pcap"
+                _, _, _, _, snaplen, network = struct.unpack(endian + "HHiIII", rest)
+                return self._pcap(endian, units, extra, snaplen, network & 0xFFFF)
+        if head == b"\x0a\x0d\x0d\x0a":
+            self.format = "pcapng"
+            return self._pcapng()
+        more = self._read(60)
+        raise CaptureError(f"{self.name}: {_describe(head + more)}, not a pcap or pcapng capture")
+
+    def _pcap(
+        self, endian: str, units: int, extra: int, snaplen: int, linktype: int
+    ) -> Iterator[Packet]:
+        hdr = struct.Struct(endian + "IIII")
+        hlen = 16 + extra
+        limit = min(max(snaplen, 262144), MAX_RECORD)
+        index = 0
+        stats = self.stats
+        while True:
+            rec = self._read(hlen)
+            if not rec:
+                return
+            if len(rec) < hlen:
+                stats.anomaly(
+                    "truncated record", f"record header of frame {index + 1} cut at end of file"
+                )
+                return
+            sec, frac, incl, orig = hdr.unpack_from(rec)
+            if incl > limit:
+                stats.anomaly(
+                    "absurd record length",
+                    f"frame {index + 1} claims {incl} bytes (snaplen {snaplen}); reading stopped",
+                )
+                return
+            data = self._read(incl)
+            index += 1
+            if len(data) < incl:
+                stats.anomaly(
+                    "truncated record",
+                    f"frame {index} has {len(data)} of {incl} bytes at end of file",
+                )
+                return
+            stats.packets += 1
+            stats.bytes += incl
+            yield Packet(sec + frac / units, linktype, data, max(orig, incl), index)
+
+    def _pcapng(self) -> Iterator[Packet]:
+        stats = self.stats
+        endian = "<"
+        interfaces: list[_Interface] = []
+        index = 0
+        first = True
+        while True:
+            if first:
+                head = b"\x0a\x0d\x0d\x0a" + self._read(4)
+                first = False
+            else:
+                head = self._read(8)
+            if not head:
+                return
+            if len(head) < 8:
+                stats.anomaly("truncated block", "pcapng block header cut at end of file")
+                return
+            btype_raw = head[:4]
+            if btype_raw == b"\x0a\x0d\x0d\x0a":
+                bom = self._read(4)
+                if len(bom) < 4:
+                    stats.anomaly("truncated block", "section header cut at end of file")
+                    return
+                if struct.unpack("<I", bom)[0] == _BOM:
+                    endian = "<"
+                elif struct.unpack(">I", bom)[0] == _BOM:
+                    endian = ">"
+                else:
+                    stats.anomaly("bad section header", f"byte-order magic {bom.hex()}")
+                    return
+                (blen,) = struct.unpack(endian + "I", head[4:])
+                if blen < 28 or blen % 4 or blen > MAX_RECORD:
+                    stats.anomaly("bad block length", f"section header block length {blen}")
+                    return
+                body = self._read(blen - 12)
+                if len(body) < blen - 12:
+                    stats.anomaly("truncated block", "section header cut at end of file")
+                    return
+                interfaces = []
+                continue
+            btype, blen = struct.unpack(endian + "II", head)
+            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                stats.anomaly(
+                    "bad block length",
+                    f"block type 0x{btype:x} length {blen} after frame {index}; reading stopped",
+                )
+                return
+            body = self._read(blen - 8)
+            if len(body) < blen - 8:
+                stats.anomaly("truncated block", f"block after frame {index} cut at end of file")
+                return
+            (trailer,) = struct.unpack_from(endian + "I", body, len(body) - 4)
+            if trailer != blen:
+                stats.anomaly(
+                    "bad block length",
+                    f"block after frame {index}: trailing length {trailer} != {blen}",
+                )
+                return
+            body = body[:-4]
+            if btype == _IDB:
+                iface = self._parse_idb(endian, body)
+                if iface is None:
+                    stats.anomaly("bad interface block", f"after frame {index}")
+                    iface = _Interface(-1, 0, 1_000_000, 0)
+                interfaces.append(iface)
+            elif btype in (_EPB, _PB):
+                index += 1
+                pkt = self._parse_epb(endian, body, btype, interfaces, index)
+                if pkt is not None:
+                    stats.packets += 1
+                    stats.bytes += len(pkt.data)
+                    yield pkt
+            elif btype == _SPB:
+                index += 1
+                if not interfaces or len(body) < 4:
+                    stats.anomaly("bad packet block", f"frame {index}: simple packet block")
+                    continue
+                iface = interfaces[0]
+                (orig,) = struct.unpack_from(endian + "I", body)
+                cap = min(orig, len(body) - 4)
+                if iface.snaplen:
+                    cap = min(cap, iface.snaplen)
+                data = bytes(body[4 : 4 + cap])
+                stats.packets += 1
+                stats.bytes += len(data)
+                # A Simple Packet Block has no timestamp; 0.0 says "unknown" honestly.
+                yield Packet(0.0, iface.linktype, data, max(orig, cap), index, 0)
+            # Every other block type (name resolution, statistics, secrets, custom,
+            # unknown) carries no packet and is skipped.
+
+    @staticmethod
+    def _parse_idb(endian: str, body: bytes) -> _Interface | None:
+        if len(body) < 8:
+            return None
+        linktype, _, snaplen = struct.unpack_from(endian + "HHI", body)
+        units = 1_000_000
+        offset = 0
+        pos = 8
+        while pos + 4 <= len(body):
+            code, length = struct.unpack_from(endian + "HH", body, pos)
+            pos += 4
+            value = body[pos : pos + length]
+            pos += (length + 3) & ~3
+            if code == 0:
+                break
+            if code == 9 and length >= 1:
+                r = value[0]
+                exp = r & 0x7F
+                # Exponents beyond these cannot be real clocks; keep the default.
+                if r & 0x80 and exp <= 63:
+                    units = 1 << exp
+                elif not r & 0x80 and exp <= 18:
+                    units = 10**exp
+            elif code == 14 and length >= 8:
+                (offset,) = struct.unpack_from(endian + "q", value)
+        return _Interface(linktype, snaplen, units, offset)
+
+    def _parse_epb(
+        self, endian: str, body: bytes, btype: int, interfaces: list[_Interface], index: int
+    ) -> Packet | None:
+        stats = self.stats
+        if len(body) < 20:
+            stats.anomaly("bad packet block", f"frame {index}: block too short")
+            return None
+        if btype == _EPB:
+            iid, hi, lo, cap, orig = struct.unpack_from(endian + "IIIII", body)
+        else:
+            iid, _, hi, lo, cap, orig = struct.unpack_from(endian + "HHIIII", body)
+        if iid >= len(interfaces):
+            stats.anomaly("bad packet block", f"frame {index}: undefined interface {iid}")
+            return None
+        if cap > len(body) - 20:
+            stats.anomaly(
+                "bad packet block",
+                f"frame {index}: captured length {cap} exceeds the block",
+            )
+            return None
+        iface = interfaces[iid]
+        if iface.linktype < 0:
+            stats.anomaly("bad packet block", f"frame {index}: damaged interface {iid}")
+            return None
+        ticks = (hi << 32) | lo
+        sec, rem = divmod(ticks, iface.units)
+        ts = sec + iface.offset + rem / iface.units
+        data = bytes(body[20 : 20 + cap])
+        return Packet(ts, iface.linktype, data, max(orig, cap), index, iid)
+
+
+class _Prefixed:
+    """A read-only stream that first returns already-consumed bytes, then the rest.
+
+    Lets us sniff the magic of a non-seekable stream (stdin) and still hand the whole
+    stream to gzip.
+    """
+
+    def __init__(self, prefix: bytes, raw: BinaryIO) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            if n < 0:
+                out = self._prefix + self._raw.read()
+                self._prefix = b""
+                return out
+            out = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            if len(out) < n:
+                out += self._raw.read(n - len(out))
+            return out
+        return self._raw.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return False

@@ -1,0 +1,177 @@
+"""The command line, run as a user would: ``python -m pcapflows`` in a subprocess.
+
+The captures are crafted here with scapy, so the expected lines come from what was put
+on the wire, not from pcapflows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+REQUEST = b"GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+BINARY = bytes(range(256)) * 2
+
+
+def conversation(
+    ip: type,
+    cli: str,
+    srv: str,
+    sport: int,
+    payloads: list[tuple[bool, bytes]],
+    t0: float,
+    rst: bool = False,
+) -> list[object]:
+    pkts = []
+    c_seq, s_seq = 1000, 9000
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+    def c2s(flags: str, data: bytes = b"") -> object:
+        return (
+            eth
+            / ip(src=cli, dst=srv)
+            / TCP(sport=sport, dport=80, flags=flags, seq=c_seq, ack=s_seq)
+            / data
+        )
+
+    def s2c(flags: str, data: bytes = b"") -> object:
+        return (
+            eth
+            / ip(src=srv, dst=cli)
+            / TCP(sport=80, dport=sport, flags=flags, seq=s_seq, ack=c_seq)
+            / data
+        )
+
+    t = t0
+    p = eth / ip(src=cli, dst=srv) / TCP(sport=sport, dport=80, flags="S", seq=c_seq - 1)
+    pkts.append((t, p))
+    p = (
+        eth
+        / ip(src=srv, dst=cli)
+        / TCP(sport=80, dport=sport, flags="SA", seq=s_seq - 1, ack=c_seq)
+    )
+    pkts.append((t + 0.01, p))
+    pkts.append((t + 0.02, c2s("A")))
+    t += 0.1
+    for from_client, data in payloads:
+        if from_client:
+            pkts.append((t, c2s("PA", data)))
+            c_seq += len(data)
+        else:
+            pkts.append((t, s2c("PA", data)))
+            s_seq += len(data)
+        t += 0.1
+    if rst:
+        pkts.append((t, s2c("RA")))
+    else:
+        pkts.append((t, c2s("FA")))
+        c_seq += 1
+        pkts.append((t + 0.01, s2c("FA")))
+        s_seq += 1
+        pkts.append((t + 0.02, c2s("A")))
+    out = []
+    for ts, pk in pkts:
+        pk.time = ts  # type: ignore[attr-defined]
+        out.append(pk)
+    return out
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "two.pcap"
+    pkts = conversation(
+        IP, "192.0.2.1", "192.0.2.2", 40000, [(True, REQUEST), (False, RESPONSE)], 1_700_000_000.0
+    )
+    pkts += conversation(
+        IPv6,
+        "2001:db8::1",
+        "2001:db8::2",
+        40001,
+        [(True, b"bin"), (False, BINARY)],
+        1_700_000_010.0,
+        rst=True,
+    )
+    wrpcap(str(path), pkts)
+    return path
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pcapflows", *args],
+        capture_output=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_listing(capture: Path) -> None:
+    r = run(str(capture))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 2
+    first, second = lines
+    assert first.split()[0] == "0"
+    assert "192.0.2.1:40000 -> 192.0.2.2:80" in first
+    assert "2023-11-14 22:13:20" in first  # 1_700_000_000 in UTC
+    assert f"c>s {len(REQUEST)} B" in first and f"s>c {len(RESPONSE)} B" in first
+    assert "2 msg" in first and first.endswith("fin")
+    assert "[2001:db8::1]:40001 -> [2001:db8::2]:80" in second
+    assert f"s>c {len(BINARY)} B" in second
+    assert "rst by server" in second
+    assert r.stderr == b""
+
+
+def test_follow_text_and_hex(capture: Path) -> None:
+    r = run(str(capture), "--follow", "0")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert ">>> client" in out and "<<< server" in out
+    assert "    GET /index.html HTTP/1.1" in out
+    assert "    hello" in out
+    assert out.index("GET /index.html") < out.index("HTTP/1.1 200 OK")
+
+    r = run(str(capture), "--follow", "1")
+    out = r.stdout.decode()
+    assert r.returncode == 0
+    # Binary content is shown as a hex dump: first line of BINARY.
+    assert "00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f" in out
+    assert "rst by server" in out
+
+
+def test_stdin_and_module_equal(capture: Path) -> None:
+    a = run(str(capture))
+    b = run("-", stdin=capture.read_bytes())
+    assert a.stdout == b.stdout and b.returncode == 0
+
+
+def test_exit_codes(tmp_path: Path, capture: Path) -> None:
+    not_capture = tmp_path / "notes.txt"
+    not_capture.write_text("hello, this is not a capture\n")
+    r = run(str(not_capture))
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert err.count("\n") == 1 and "notes.txt" in err and "Traceback" not in err
+
+    r = run(str(tmp_path / "missing.pcap"))
+    assert r.returncode == 1 and b"Traceback" not in r.stderr
+
+    r = run(str(capture), "--follow", "7")
+    assert r.returncode == 3 and b"no flow 7" in r.stderr
+
+    r = run()
+    assert r.returncode == 2
+
+
+def test_stats(capture: Path) -> None:
+    r = run(str(capture), "--stats")
+    assert r.returncode == 0
+    assert b"flows 2" in r.stderr
