@@ -67,6 +67,7 @@ class Assembler:
         self._next_stream = 0
         self._order = 0
         self.now: float | None = None
+        self._jump: float | None = None
 
     @property
     def open_connections(self) -> int:
@@ -77,14 +78,22 @@ class Assembler:
         """Take one segment (in capture order); return the events it causes."""
         self._order += 1
         events: list[AssemblerEvent] = []
-        if self.now is None or seg.timestamp > self.now:
-            self.now = seg.timestamp
-        if self._timers and self._timers[0][0] <= self.now:
-            self._expire(self.now, events)
+        self._advance_clock(seg.timestamp)
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
         conn = self._table.get(key)
+        if (
+            conn is not None
+            and conn.closed_at is None
+            and self.now is not None
+            and seg.timestamp <= self.now
+            and seg.timestamp - conn.last_timestamp > self.idle_timeout
+        ):
+            # Idle for longer than the timeout by this very packet's clock (unless this
+            # packet's time is an unconfirmed jump, see _advance_clock).
+            events.extend(self._finish(conn, "idle", False))
+            conn = None
         if conn is not None and seg.flags & (SYN | ACK) == SYN:
             d = conn.direction_of(seg)
             if conn.is_new_connection(seg, d):
@@ -107,7 +116,31 @@ class Assembler:
         events.extend(conn.feed(seg, self._order))
         if not was_closed and conn.closed_at is not None:
             heapq.heappush(self._timers, (conn.closed_at + self.linger, conn.conn))
+        if self._timers and self.now is not None and self._timers[0][0] <= self.now:
+            self._expire(self.now, events)
         return events
+
+    def _advance_clock(self, ts: float) -> None:
+        """Move capture time forward, ignoring a lone timestamp far in the future.
+
+        A single damaged timestamp (say a year 2106 value in the middle of a 2009
+        capture) would otherwise close every open connection as idle. A forward jump
+        larger than the idle timeout is believed only once a second packet confirms it.
+        """
+        if self.now is None:
+            self.now = ts
+            return
+        if ts <= self.now:
+            return
+        if ts - self.now <= self.idle_timeout:
+            self.now = ts
+            self._jump = None
+            return
+        if self._jump is not None and abs(ts - self._jump) <= self.idle_timeout:
+            self.now = ts
+            self._jump = None
+        else:
+            self._jump = ts
 
     def advance(self, now: float) -> list[AssemblerEvent]:
         """Let capture time reach ``now`` without a packet (closes idle connections)."""

@@ -34,19 +34,32 @@ from pcapflows.tcpconn import ConnectionSummary
 #: Namespace of the deterministic (uuid5) ids pcapflows gives flows and connections.
 ID_NAMESPACE = uuid.UUID("0b6f3c2e-6d1a-5f63-9a54-70636170666c")
 
-# A delivered chunk: (availability order, direction, bytes, timestamp, gap before it).
-_Chunk = tuple[int, int, bytes, float, bool]
+# A delivered chunk: (stream offset, input order of its packet, bytes, capture time).
+_Chunk = tuple[int, int, bytes, float]
 
 
 class _Building:
-    __slots__ = ("avail", "chunks", "conflicts", "gap_pending", "gaps")
+    __slots__ = ("chunks", "conflicts", "gaps")
 
     def __init__(self) -> None:
         self.chunks: tuple[list[_Chunk], list[_Chunk]] = ([], [])
-        self.avail = [0, 0]
-        self.gap_pending = [False, False]
-        self.gaps: list[tuple[int, int, int, float]] = []
+        # Per direction: [offset, length, timestamp] of bytes given up on.
+        self.gaps: tuple[list[list[Any]], list[list[Any]]] = ([], [])
         self.conflicts: list[tuple[int, int, int, float]] = []
+
+    def fill(self, d: int, lo: int, hi: int) -> None:
+        """Bytes ``[lo, hi)`` of a gap arrived late after all: shrink the gap."""
+        out: list[list[Any]] = []
+        for off, n, ts in self.gaps[d]:
+            a, b = max(off, lo), min(off + n, hi)
+            if a >= b:
+                out.append([off, n, ts])
+                continue
+            if off < a:
+                out.append([off, a - off, ts])
+            if b < off + n:
+                out.append([b, off + n - b, ts])
+        self.gaps[d][:] = out
 
 
 class FlowBuilder:
@@ -62,13 +75,11 @@ class FlowBuilder:
             b = self._open[event.conn] = _Building()
         if isinstance(event, Data):
             d = event.direction
-            if event.order > b.avail[d]:
-                b.avail[d] = event.order
-            b.chunks[d].append((b.avail[d], d, event.data, event.timestamp, b.gap_pending[d]))
-            b.gap_pending[d] = False
+            b.chunks[d].append((event.offset, event.order, event.data, event.timestamp))
+            if event.fill:
+                b.fill(d, event.offset, event.offset + len(event.data))
         elif isinstance(event, Gap):
-            b.gaps.append((event.direction, event.offset, event.length, event.timestamp))
-            b.gap_pending[event.direction] = True
+            b.gaps[event.direction].append([event.offset, event.length, event.timestamp])
         elif isinstance(event, Conflict):
             b.conflicts.append((event.direction, event.offset, event.length, event.timestamp))
         elif isinstance(event, Closed):
@@ -77,12 +88,31 @@ class FlowBuilder:
         return None
 
 
+def _direction(chunks: list[_Chunk], d: int) -> list[tuple[int, int, bytes, float, bool]]:
+    """One direction in stream order, keyed by when each chunk became available.
+
+    A chunk is available once every earlier byte of its run has arrived, so its key is
+    the latest input position among the chunks up to it (which also keeps the keys of
+    one direction non-decreasing, as the merge needs).
+    """
+    out = []
+    avail = -1
+    prev_end: int | None = None
+    for off, order, data, ts in sorted(chunks, key=lambda c: c[0]):
+        if order > avail:
+            avail = order
+        out.append((avail, d, data, ts, prev_end is not None and off != prev_end))
+        prev_end = off + len(data)
+    return out
+
+
 def _messages(b: _Building, client: int) -> list[TCPMessage]:
     messages: list[TCPMessage] = []
     cur_dir = -1
     buf = bytearray()
     ts = 0.0
-    for _, d, data, t, gap_before in heapq.merge(b.chunks[0], b.chunks[1]):
+    merged = heapq.merge(_direction(b.chunks[0], 0), _direction(b.chunks[1], 1))
+    for _, d, data, t, gap_before in merged:
         if d != cur_dir or gap_before:
             if buf:
                 messages.append(TCPMessage(cur_dir == client, bytes(buf), ts))
@@ -142,11 +172,12 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
         "packets": {"client": s.packets[ci], "server": s.packets[si]},
         "bytes": {"client": s.bytes[ci], "server": s.bytes[si]},
         "gaps": [
-            {"from_client": d == ci, "offset": o, "length": n, "timestamp": t}
-            for d, o, n, t in b.gaps
+            {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}
+            for d in (ci, si)
+            for o, n, t in sorted(b.gaps[d], key=lambda g: g[0])
         ],
         "conflicts": [
-            {"from_client": d == ci, "offset": o, "length": n, "timestamp": t}
+            {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}
             for d, o, n, t in b.conflicts
         ],
         "closed_by": s.closed_by,

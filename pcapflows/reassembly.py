@@ -40,6 +40,15 @@ DEFAULT_KEEP = 65536
 #: the connection wait in memory. 8 MiB is above any real receive window we have met.
 DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
 
+#: How far below the lowest byte seen so far a connection picked up mid-stream may still
+#: grow downwards: a late SYN, or segments captured after later ones (merged or
+#: shuffled captures), extend the stream at its start instead of being dropped.
+PREFIX_WINDOW = 1 << 20
+
+#: Declared gaps remembered per direction so that a segment captured late (after the
+#: peer's ACK made us give up on it) can still fill them.
+MAX_HOLES = 256
+
 #: An acknowledgment further than this past the highest sequence number seen is taken
 #: as bogus (damaged or forged) rather than as proof of a hole of that size.
 MAX_ACK_JUMP = 1 << 24
@@ -51,6 +60,8 @@ class Data:
 
     ``timestamp`` is the capture time of the packet that first carried them and
     ``order`` the position of that packet in the input (the assembler's packet counter).
+    ``fill`` is set when the bytes fill (part of) an earlier :class:`Gap`: the capture
+    held them after all, only later than the acknowledgment that made us give up.
     """
 
     conn: int
@@ -59,6 +70,7 @@ class Data:
     data: bytes
     timestamp: float
     order: int
+    fill: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -150,6 +162,13 @@ class HalfStream:
         # The last delivered bytes, covering [_tail_start, next), for conflict checks.
         self._tail = bytearray()
         self._tail_start = 0
+        #: Lowest offset belonging to the stream; it moves down for data captured late
+        #: below the first sequence number seen, unless a SYN fixed the start.
+        self.low = 0
+        self.anchored = False
+        self._data_seen = False
+        #: Declared gaps that late segments may still fill: sorted [start, end) pairs.
+        self._holes: list[list[int]] = []
         #: Counters for the connection's metadata and history.
         self.delivered = 0
         self.gap_bytes = 0
@@ -191,14 +210,26 @@ class HalfStream:
         if self._seq is None:
             # SYN occupies one sequence number, so data starts one after it.
             self._seq = Unwrapper(seq, -1 if syn else 0)
-        elif syn and not self.syn_seen and self.next == 0 and not self._pending:
-            # A SYN arriving after other packets of this side that carried nothing yet
-            # (capture reordering): let it define the stream's start after all.
-            self._seq = Unwrapper(seq, -1)
-            self.high = 0
+            self.anchored = syn
         if syn and not self.syn_seen:
             self.syn_seen = True
             self.isn = seq
+            if not self.anchored and self.delivered == 0 and not self._pending:
+                # Only empty packets so far (say a stray ACK with its own numbering):
+                # the SYN defines the stream.
+                self._seq = Unwrapper(seq, -1)
+                self.next = self.low = self.high = 0
+                self._tail_start = 0
+                self._holes = []
+                self.anchored = True
+            elif not self.anchored:
+                # A SYN captured after other packets of this side: it fixes the start.
+                s0 = self._seq.offset(seq) + 1
+                if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
+                    if s0 < self.low:
+                        self._hole(s0, self.low - s0, timestamp, events)
+                        self.low = s0
+                    self.anchored = True
         off = self._seq.advance(seq)
         if syn:
             off += 1
@@ -208,12 +239,34 @@ class HalfStream:
             self.fin_offset = end
         if length == 0:
             return events, False
+        if not self.anchored and not self._data_seen:
+            # Mid-stream: the first bytes seen (not the first empty ACK, whose number
+            # may be the FIN's or beyond) start the stream.
+            self.low = self.next = self._tail_start = off
+            self.high = end
+        self._data_seen = True
         if end > self.high:
             self.high = end
-        if off < 0:
-            # Bytes from before the first sequence number we saw (mid-stream pickup).
-            cut = min(-off, length)
-            self.before_start += cut
+        if off < self.low:
+            cut = min(self.low - off, length)
+            if not self.anchored and self.low - off <= PREFIX_WINDOW:
+                # Earlier bytes of a stream picked up mid-stream: the stream grows down.
+                top = off + cut
+                if top < self.low:
+                    self._hole(top, self.low - top, timestamp, events)
+                self._emit(
+                    off,
+                    payload[:cut],
+                    max(0, cut - len(payload)),
+                    timestamp,
+                    order,
+                    events,
+                    fill=True,
+                )
+                self.low = off
+            else:
+                # Before the SYN, or too far below the start to believe.
+                self.before_start += cut
             if cut == length:
                 return events, True
             if cut < len(payload):
@@ -221,7 +274,7 @@ class HalfStream:
             else:
                 missing -= cut - len(payload)
                 payload = b""
-            off = 0
+            off += cut
         retrans = False
         if off < self.next:
             retrans = True
@@ -231,6 +284,7 @@ class HalfStream:
                 # expected byte. It is not data and not a conflict.
                 self.keepalives += 1
                 return events, True
+            self._fill_holes(off, payload[:overlap], timestamp, order, events)
             self._check_delivered(off, payload[:overlap], timestamp, events)
             self.retransmitted += overlap
             if end <= self.next:
@@ -254,7 +308,7 @@ class HalfStream:
     def acked(self, ack: int, timestamp: float) -> list[Event]:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
         events: list[Event] = []
-        if self._seq is None:
+        if self._seq is None or not (self.anchored or self._data_seen):
             return events
         target = self._seq.offset(ack)
         if self.fin_offset is not None and target > self.fin_offset:
@@ -392,9 +446,62 @@ class HalfStream:
                 del self._tail[:drop]
                 self._tail_start += drop
 
-    def _gap(self, length: int, timestamp: float, events: list[Event]) -> None:
-        events.append(Gap(self.conn, self.direction, self.next, length, timestamp))
+    def _hole(self, start: int, length: int, timestamp: float, events: list[Event]) -> None:
+        """Declare ``[start, start + length)`` missing, but remember it for late fills."""
+        events.append(Gap(self.conn, self.direction, start, length, timestamp))
         self.gap_bytes += length
+        holes = self._holes
+        i = bisect.bisect_left(holes, [start, start + length])
+        holes.insert(i, [start, start + length])
+        if len(holes) > MAX_HOLES:
+            holes.pop(0)
+
+    def _emit(
+        self,
+        start: int,
+        data: bytes,
+        missing: int,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+        *,
+        fill: bool,
+    ) -> None:
+        """Deliver bytes outside the normal in-order path (prefix data)."""
+        if data:
+            events.append(Data(self.conn, self.direction, start, data, timestamp, order, fill))
+            self.delivered += len(data)
+        if missing > 0:
+            self._hole(start + len(data), missing, timestamp, events)
+
+    def _fill_holes(
+        self, off: int, data: bytes, timestamp: float, order: int, events: list[Event]
+    ) -> None:
+        """Deliver the parts of a late segment that fall into declared gaps."""
+        if not self._holes or not data:
+            return
+        end = off + len(data)
+        new: list[list[int]] = []
+        for h0, h1 in self._holes:
+            lo, hi = max(off, h0), min(end, h1)
+            if lo >= hi:
+                new.append([h0, h1])
+                continue
+            events.append(
+                Data(
+                    self.conn, self.direction, lo, data[lo - off : hi - off], timestamp, order, True
+                )
+            )
+            self.delivered += hi - lo
+            self.gap_bytes -= hi - lo
+            if h0 < lo:
+                new.append([h0, lo])
+            if hi < h1:
+                new.append([hi, h1])
+        self._holes = new
+
+    def _gap(self, length: int, timestamp: float, events: list[Event]) -> None:
+        self._hole(self.next, length, timestamp, events)
         self.next += length
         if self.next > self.high:
             self.high = self.next

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pcapflows.reassembly import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
+    PREFIX_WINDOW,
     Conflict,
     Event,
     Gap,
@@ -51,6 +52,9 @@ class ConnectionSummary:
     rst_from: int | None
     rst_timestamp: float | None
     isn: list[int | None] = field(default_factory=lambda: [None, None])
+    #: Lowest stream offset per direction (negative when a mid-stream connection grew
+    #: downwards); reported offsets are shifted so that the stream starts at 0.
+    low: list[int] = field(default_factory=lambda: [0, 0])
 
 
 def decide_client(
@@ -108,6 +112,7 @@ class TCPConnection:
         self.rst_from: int | None = None
         self.rst_timestamp: float | None = None
         self.synack_seen_at: float | None = None
+        self.syn_timestamp: float | None = None
         self.setup_timestamp: float | None = None
         self.first_timestamp = seg.timestamp
         self.last_timestamp = seg.timestamp
@@ -145,7 +150,15 @@ class TCPConnection:
         """
         half = self.halves[direction]
         if half.syn_seen:
-            return half.isn != seg.seq or self.closed_at is not None
+            # The same ISN is the same connection attempt, even after a RST (a client
+            # that retries its SYN after a confused exchange); another ISN is a new one.
+            return half.isn != seg.seq
+        if half.started:
+            # A SYN just below the data already seen from this side is this connection's
+            # own SYN, captured late (shuffled or merged captures).
+            s0 = half.offset_of(seg.seq)
+            if s0 is not None and 0 <= half.low - (s0 + 1) <= PREFIX_WINDOW:
+                return False
         if self.closed_at is not None or self.fin_from[0] or self.fin_from[1]:
             return True
         other = self.halves[1 - direction]
@@ -170,9 +183,16 @@ class TCPConnection:
                 if self.synack_seen_at is None:
                     self.synack_seen_at = seg.timestamp
             else:
+                if self.closed_at is not None and self.halves[d].isn == seg.seq:
+                    # A retried SYN reopens the attempt the RST had closed.
+                    self.closed_at = None
+                    self.close_reason = None
+                    self.rst_from = None
+                    self.rst_timestamp = None
                 self.syn_from[d] = True
                 if self.first_syn is None:
                     self.first_syn = d
+                    self.syn_timestamp = seg.timestamp
                 self._mark(d, "S")
         elif (
             has_ack
@@ -261,7 +281,10 @@ class TCPConnection:
             endpoints=self.endpoints,
             client=client,
             handshake_seen=self.syn_from[client] and self.synack_from[1 - client],
-            first_timestamp=self.first_timestamp,
+            # The SYN marks the start even when the capture shows it late.
+            first_timestamp=(
+                self.syn_timestamp if self.syn_timestamp is not None else self.first_timestamp
+            ),
             last_timestamp=self.last_timestamp,
             setup_timestamp=self.setup_timestamp,
             first_frame=self.first_frame,
@@ -274,4 +297,5 @@ class TCPConnection:
             rst_from=self.rst_from,
             rst_timestamp=self.rst_timestamp,
             isn=[self.halves[0].isn, self.halves[1].isn],
+            low=[self.halves[0].low, self.halves[1].low],
         )

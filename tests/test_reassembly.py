@@ -503,16 +503,31 @@ def test_mid_stream_offsets_start_at_first_seen_sequence() -> None:
 
 
 def test_idle_timeout_in_capture_time() -> None:
+    other = ("10.0.0.7", 40007)
     flows = flows_of(
         [
             *handshake(),
             seg(2, "c", C1, S1, "PA", b"a"),
-            seg(5000, "c", C1 + 1, S1, "PA", b"b"),
+            seg(5000, "c", 1, 1, "PA", b"z", client=other),
+            seg(5001, "c", C1 + 1, S1, "PA", b"b"),
         ],
         idle_timeout=100,
     )
-    assert [meta(f)["closed_by"] for f in flows] == ["idle", "end"]
-    assert [msgs(f) for f in flows] == [[(True, b"a")], [(True, b"b")]]
+    assert [meta(f)["closed_by"] for f in flows] == ["idle", "end", "end"]
+    assert [msgs(f) for f in flows] == [[(True, b"a")], [(True, b"z")], [(True, b"b")]]
+
+
+def test_lone_future_timestamp_does_not_close_connections() -> None:
+    # One damaged timestamp decades ahead must not make every connection idle.
+    flow = one_flow(
+        [
+            *handshake(),
+            seg(2, "c", C1, S1, "PA", b"a"),
+            seg(4e9, "s", S1, C1 + 1, "PA", b"b"),
+            seg(3, "c", C1 + 1, S1 + 1, "PA", b"c"),
+        ]
+    )
+    assert msgs(flow) == [(True, b"a"), (False, b"b"), (True, b"c")]
 
 
 def test_final_ack_and_late_rst_stay_with_closed_flow() -> None:
