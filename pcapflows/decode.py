@@ -4,8 +4,8 @@ This is the only module that imports dpkt. The common path (Ethernet with any VL
 tags, Linux cooked captures, loopback and raw IP, then IPv4/IPv6 and TCP) slices the
 frame with :mod:`struct`: building dpkt objects costs about ten times more per packet,
 which on a million-packet capture is the difference between seconds and tens of seconds.
-dpkt handles what the fast path does not know (for now Ethernet payloads such as MPLS
-and PPPoE), so new encapsulations can start there and move to the fast path when they
+dpkt handles what the fast path does not know (for now 802.11, with or without
+radiotap), so new encapsulations can start there and move to the fast path when they
 matter.
 
 Link layers are a table (:data:`LINK_HANDLERS`) from link type to a function that
@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import dpkt
 
@@ -37,8 +38,6 @@ UNKNOWN = 0
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 _ETH_V4 = 0x0800
 _ETH_V6 = 0x86DD
-#: Ethertypes the fast path does not parse but dpkt does.
-_DPKT_ETHERTYPES = frozenset((0x8847, 0x8848, 0x8863, 0x8864))
 #: BSD loopback address families meaning IPv6 (NetBSD/OpenBSD 24, FreeBSD 28, macOS 30,
 #: and Linux's 10 as written by some tools).
 _AF_INET6 = frozenset((10, 24, 28, 30))
@@ -71,11 +70,84 @@ def _ethertype(buf: bytes, off: int) -> LinkResult:
             return V4, off + 2, ""
         if et == _ETH_V6:
             return V6, off + 2, ""
-        if et in _DPKT_ETHERTYPES:
-            return UNKNOWN, off, "dpkt"
+        if et == 0x8864:
+            # PPPoE session: 6-byte header whose length field (not the IP header, which
+            # may lie) bounds the payload; then a PPP protocol number.
+            if off + 10 > n:
+                return UNKNOWN, off, "truncated link header"
+            (plen,) = _u16.unpack_from(buf, off + 6)
+            end = off + 8 + plen
+            kind, poff, why = _ppp_proto(buf, off + 8)
+            return kind, poff, why or f"end={end}"
+        if et in (0x8847, 0x8848):
+            # MPLS label stack: 4 bytes per label until the bottom-of-stack bit; the
+            # payload's version nibble says IPv4 or IPv6 (no pseudowire control word).
+            off += 2
+            while True:
+                if off + 4 > n:
+                    return UNKNOWN, off, "truncated link header"
+                bottom = buf[off + 2] & 1
+                off += 4
+                if bottom:
+                    break
+            if off < n and buf[off] >> 4 == 4:
+                return V4, off, ""
+            if off < n and buf[off] >> 4 == 6:
+                return V6, off, ""
+            return UNKNOWN, off, "skip:mpls payload not ip"
         if et < 0x0600:
             return UNKNOWN, off, "skip:802.3 llc frame"
         return UNKNOWN, off, f"skip:ethertype 0x{et:04x}"
+
+
+def _ppp_proto(buf: bytes, off: int) -> LinkResult:
+    """A PPP protocol field (1 byte when compressed, i.e. odd) and what follows it."""
+    if off >= len(buf):
+        return UNKNOWN, off, "truncated link header"
+    if buf[off] & 1:
+        proto, off = buf[off], off + 1
+    elif off + 2 <= len(buf):
+        (proto,) = _u16.unpack_from(buf, off)
+        off += 2
+    else:
+        return UNKNOWN, off, "truncated link header"
+    if proto == 0x21:
+        return V4, off, ""
+    if proto == 0x57:
+        return V6, off, ""
+    return UNKNOWN, off, f"skip:ppp protocol 0x{proto:04x}"
+
+
+def _ppp(buf: bytes) -> LinkResult:
+    # Address and control bytes (ff 03) may be omitted (RFC 1661 compression).
+    return _ppp_proto(buf, 2 if buf[:2] == b"\xff\x03" else 0)
+
+
+def _chdlc(buf: bytes) -> LinkResult:
+    # Cisco HDLC: address, control, then an ethertype.
+    return _ethertype(buf, 2)
+
+
+def _nflog(buf: bytes) -> LinkResult:
+    """Linux NFLOG: a 4-byte header, then TLVs; type 9 (NFULA_PAYLOAD) is the packet."""
+    if len(buf) < 4:
+        return UNKNOWN, 0, "truncated link header"
+    family = buf[0]
+    off = 4
+    while off + 4 <= len(buf):
+        # TLV lengths and types are in host byte order (little-endian in practice).
+        length, tlv_type = struct.unpack_from("<HH", buf, off)
+        if length < 4:
+            return UNKNOWN, off, "bad nflog tlv length"
+        if tlv_type & 0x7FFF == 9:
+            end = off + length
+            if family == 2:
+                return V4, off + 4, f"end={end}"
+            if family == 10:
+                return V6, off + 4, f"end={end}"
+            return UNKNOWN, off, f"skip:nflog family {family}"
+        off += (length + 3) & ~3
+    return UNKNOWN, off, "skip:nflog without payload"
 
 
 def _ethernet(buf: bytes) -> LinkResult:
@@ -145,12 +217,25 @@ LINK_HANDLERS: dict[int, LinkHandler] = {
     1: _ethernet,  # EN10MB
     12: _raw,  # DLT_RAW on most platforms
     14: _raw,  # DLT_RAW on OpenBSD
+    9: _ppp,  # PPP
+    50: _ppp,  # PPP in HDLC-like framing
     101: _raw,  # LINKTYPE_RAW
+    104: _chdlc,  # Cisco HDLC
     108: _loop,  # OpenBSD loopback (network byte order)
     113: _sll,  # Linux cooked v1
     228: _raw4,  # IPV4
+    239: _nflog,  # Linux NFLOG
     229: _raw6,  # IPV6
     276: _sll2,  # Linux cooked v2
+}
+
+
+#: Link types handled by dpkt on the slow path: 802.11 headers vary in length (radiotap
+#: fields, QoS, four addresses) and dpkt already knows them; wireless captures are rare
+#: enough that the slower parse does not matter.
+_DPKT_LINKS: dict[int, Any] = {
+    105: dpkt.ieee80211.IEEE80211,
+    127: dpkt.radiotap.Radiotap,
 }
 
 
@@ -183,16 +268,22 @@ class Decoder:
     def _decode(self, pkt: Packet) -> Segment | None:
         handler = LINK_HANDLERS.get(pkt.linktype)
         if handler is None:
+            if pkt.linktype in _DPKT_LINKS:
+                return self._via_dpkt(pkt.data, pkt)
             self.stats.skip(f"linktype {pkt.linktype} unsupported")
             return None
         buf = pkt.data
         kind, off, why = handler(buf)
+        truncated = pkt.orig_len > len(buf)
+        if why.startswith("end="):
+            # The link layer says where the packet ends (before any padding).
+            end = int(why[4:])
+            if end < len(buf):
+                buf = buf[:end]
         if kind == V4:
-            return self._ipv4(buf, off, pkt)
+            return self._ipv4(buf, off, pkt, truncated)
         if kind == V6:
-            return self._ipv6(buf, off, pkt)
-        if why == "dpkt":
-            return self._via_dpkt(buf, pkt)
+            return self._ipv6(buf, off, pkt, truncated)
         if why.startswith("skip:"):
             self.stats.skip(why[5:])
         else:
@@ -200,21 +291,31 @@ class Decoder:
         return None
 
     def _via_dpkt(self, buf: bytes, pkt: Packet) -> Segment | None:
-        """Slow path: let dpkt peel what we do not parse, then rejoin the fast path."""
+        """Slow path: dpkt peels the 802.11 headers, then the fast path takes over."""
         try:
-            layer = dpkt.ethernet.Ethernet(buf)
-        except (dpkt.UnpackError, ValueError, struct.error) as exc:
+            layer = _DPKT_LINKS[pkt.linktype](buf)
+            if isinstance(layer, dpkt.radiotap.Radiotap):
+                layer = layer.data
+        except (dpkt.UnpackError, ValueError, struct.error, IndexError) as exc:
             self.stats.anomaly("undecodable link layer", f"frame {pkt.index}: {exc}")
             return None
-        for _ in range(8):
-            layer = getattr(layer, "data", None)
-            if isinstance(layer, dpkt.ip.IP):
-                return self._ipv4(bytes(layer), 0, pkt, truncated=pkt.orig_len > len(buf))
-            if isinstance(layer, dpkt.ip6.IP6):
-                return self._ipv6(bytes(layer), 0, pkt, truncated=pkt.orig_len > len(buf))
-            if not hasattr(layer, "data"):
-                break
-        self.stats.skip("ethernet payload without ip")
+        if not isinstance(layer, dpkt.ieee80211.IEEE80211) or layer.type != 2:
+            self.stats.skip("802.11 frame without data")
+            return None
+        if layer.wep:
+            self.stats.skip("802.11 encrypted data")
+            return None
+        payload = layer.data
+        if not isinstance(payload, bytes) or payload[:3] != b"\xaa\xaa\x03":
+            self.stats.skip("802.11 data without llc/snap")
+            return None
+        kind, off, why = _ethertype(payload, 6)
+        truncated = pkt.orig_len > len(buf)
+        if kind == V4:
+            return self._ipv4(payload, off, pkt, truncated)
+        if kind == V6:
+            return self._ipv6(payload, off, pkt, truncated)
+        self.stats.skip(why[5:] if why.startswith("skip:") else "802.11 payload not ip")
         return None
 
     # -- IPv4 --------------------------------------------------------------------------
