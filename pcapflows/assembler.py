@@ -32,6 +32,12 @@ DEFAULT_IDLE_TIMEOUT = 3600.0
 DEFAULT_LINGER = 5.0
 
 
+#: A connection attempt reset before any data lingers longer: clients retry the same
+#: SYN (same initial sequence number) for about two minutes (Linux: 1+2+4+...+64 s), and
+#: those retries belong to the same connection, as Wireshark also counts them.
+ATTEMPT_LINGER = 130.0
+
+
 @dataclass(slots=True, frozen=True)
 class Closed:
     """Connection ``conn`` is finished; no further events will name it."""
@@ -173,7 +179,9 @@ class Assembler:
 
     def _deadline(self, conn: TCPConnection) -> float:
         if conn.closed_at is not None:
-            return min(conn.closed_at + self.linger, conn.last_timestamp + self.idle_timeout)
+            attempt = conn.close_reason == "rst" and not conn.has_data
+            linger = max(self.linger, ATTEMPT_LINGER) if attempt else self.linger
+            return min(conn.closed_at + linger, conn.last_timestamp + self.idle_timeout)
         return conn.last_timestamp + self.idle_timeout
 
     def _expire(self, now: float, events: list[AssemblerEvent]) -> None:

@@ -348,7 +348,10 @@ class Decoder:
         end = off + total
         missing = 0
         if end > n:
-            missing = end - n
+            # Only bytes cut by the snap length are known to have existed; a header
+            # claiming more than a complete frame holds is damage, and what is really
+            # missing will show as an ordinary hole in the sequence space.
+            missing = end - n if truncated else 0
             if not truncated:
                 self.stats.anomaly(
                     "ipv4 length exceeds frame",
@@ -412,7 +415,7 @@ class Decoder:
         end = start + plen
         missing = 0
         if end > n:
-            missing = end - n
+            missing = end - n if truncated else 0
             if not truncated:
                 self.stats.anomaly(
                     "ipv6 length exceeds frame",

@@ -43,22 +43,22 @@ class _Building:
 
     def __init__(self) -> None:
         self.chunks: tuple[list[_Chunk], list[_Chunk]] = ([], [])
-        # Per direction: [offset, length, timestamp] of bytes given up on.
+        # Per direction: [offset, length, timestamp, cause] of bytes given up on.
         self.gaps: tuple[list[list[Any]], list[list[Any]]] = ([], [])
         self.conflicts: list[tuple[int, int, int, float]] = []
 
     def fill(self, d: int, lo: int, hi: int) -> None:
         """Bytes ``[lo, hi)`` of a gap arrived late after all: shrink the gap."""
         out: list[list[Any]] = []
-        for off, n, ts in self.gaps[d]:
+        for off, n, ts, cause in self.gaps[d]:
             a, b = max(off, lo), min(off + n, hi)
             if a >= b:
-                out.append([off, n, ts])
+                out.append([off, n, ts, cause])
                 continue
             if off < a:
-                out.append([off, a - off, ts])
+                out.append([off, a - off, ts, cause])
             if b < off + n:
-                out.append([b, off + n - b, ts])
+                out.append([b, off + n - b, ts, cause])
         self.gaps[d][:] = out
 
 
@@ -79,7 +79,9 @@ class FlowBuilder:
             if event.fill:
                 b.fill(d, event.offset, event.offset + len(event.data))
         elif isinstance(event, Gap):
-            b.gaps[event.direction].append([event.offset, event.length, event.timestamp])
+            b.gaps[event.direction].append(
+                [event.offset, event.length, event.timestamp, event.cause]
+            )
         elif isinstance(event, Conflict):
             b.conflicts.append((event.direction, event.offset, event.length, event.timestamp))
         elif isinstance(event, Closed):
@@ -172,9 +174,15 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
         "packets": {"client": s.packets[ci], "server": s.packets[si]},
         "bytes": {"client": s.bytes[ci], "server": s.bytes[si]},
         "gaps": [
-            {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}
+            {
+                "from_client": d == ci,
+                "offset": o - s.low[d],
+                "length": n,
+                "timestamp": t,
+                "cause": cause,
+            }
             for d in (ci, si)
-            for o, n, t in sorted(b.gaps[d], key=lambda g: g[0])
+            for o, n, t, cause in sorted(b.gaps[d], key=lambda g: g[0])
         ],
         "conflicts": [
             {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}

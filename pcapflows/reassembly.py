@@ -77,7 +77,11 @@ class Data:
 class Gap:
     """``length`` bytes at ``offset`` were sent but are not in the capture.
 
-    ``timestamp`` is the capture time at which the hole was given up on.
+    ``timestamp`` is the capture time at which the hole was given up on. ``cause`` says
+    why: ``"ack"`` (the peer acknowledged bytes the capture lacks), ``"snaplen"`` (the
+    snap length cut them off), ``"limit"`` (too much was buffered above the hole),
+    ``"end"`` (the connection ended with the hole still open) or ``"unseen"`` (between
+    bytes captured late and the first bytes seen of a mid-stream connection).
     """
 
     conn: int
@@ -85,6 +89,7 @@ class Gap:
     offset: int
     length: int
     timestamp: float
+    cause: str = "end"
 
 
 @dataclass(slots=True, frozen=True)
@@ -227,7 +232,7 @@ class HalfStream:
                 s0 = self._seq.offset(seq) + 1
                 if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
                     if s0 < self.low:
-                        self._hole(s0, self.low - s0, timestamp, events)
+                        self._hole(s0, self.low - s0, timestamp, events, "unseen")
                         self.low = s0
                     self.anchored = True
         off = self._seq.advance(seq)
@@ -253,7 +258,7 @@ class HalfStream:
                 # Earlier bytes of a stream picked up mid-stream: the stream grows down.
                 top = off + cut
                 if top < self.low:
-                    self._hole(top, self.low - top, timestamp, events)
+                    self._hole(top, self.low - top, timestamp, events, "unseen")
                 self._emit(
                     off,
                     payload[:cut],
@@ -302,7 +307,7 @@ class HalfStream:
             self._insert(off + len(payload), end, None, timestamp, order, events)
         self._deliver(events)
         if self.buffered > self._max_buffer:
-            self._skip_to_pending(timestamp, events)
+            self._skip_to_pending(timestamp, events, "limit")
         return events, retrans
 
     def acked(self, ack: int, timestamp: float) -> list[Event]:
@@ -322,9 +327,9 @@ class HalfStream:
         """The connection is over: give up on every hole and deliver what is buffered."""
         events: list[Event] = []
         while self._pending:
-            self._skip_to_pending(timestamp, events)
+            self._skip_to_pending(timestamp, events, "end")
         if self.fin_offset is not None and self.fin_offset > self.next:
-            self._gap(self.fin_offset - self.next, timestamp, events)
+            self._gap(self.fin_offset - self.next, timestamp, events, "end")
         return events
 
     # -- internals ---------------------------------------------------------------------
@@ -434,7 +439,7 @@ class HalfStream:
             if c.end <= self.next:
                 continue
             if c.data is None:
-                self._gap(c.end - self.next, c.timestamp, events)
+                self._gap(c.end - self.next, c.timestamp, events, "snaplen")
                 continue
             data = c.data[self.next - c.start :]
             events.append(Data(self.conn, self.direction, self.next, data, c.timestamp, c.order))
@@ -446,9 +451,11 @@ class HalfStream:
                 del self._tail[:drop]
                 self._tail_start += drop
 
-    def _hole(self, start: int, length: int, timestamp: float, events: list[Event]) -> None:
+    def _hole(
+        self, start: int, length: int, timestamp: float, events: list[Event], cause: str
+    ) -> None:
         """Declare ``[start, start + length)`` missing, but remember it for late fills."""
-        events.append(Gap(self.conn, self.direction, start, length, timestamp))
+        events.append(Gap(self.conn, self.direction, start, length, timestamp, cause))
         self.gap_bytes += length
         holes = self._holes
         i = bisect.bisect_left(holes, [start, start + length])
@@ -472,7 +479,7 @@ class HalfStream:
             events.append(Data(self.conn, self.direction, start, data, timestamp, order, fill))
             self.delivered += len(data)
         if missing > 0:
-            self._hole(start + len(data), missing, timestamp, events)
+            self._hole(start + len(data), missing, timestamp, events, "snaplen")
 
     def _fill_holes(
         self, off: int, data: bytes, timestamp: float, order: int, events: list[Event]
@@ -500,8 +507,8 @@ class HalfStream:
                 new.append([hi, h1])
         self._holes = new
 
-    def _gap(self, length: int, timestamp: float, events: list[Event]) -> None:
-        self._hole(self.next, length, timestamp, events)
+    def _gap(self, length: int, timestamp: float, events: list[Event], cause: str) -> None:
+        self._hole(self.next, length, timestamp, events, cause)
         self.next += length
         if self.next > self.high:
             self.high = self.next
@@ -517,14 +524,14 @@ class HalfStream:
             hole_end = target
             if self._pending and self._pending[0].start < target:
                 hole_end = self._pending[0].start
-            self._gap(hole_end - self.next, timestamp, events)
+            self._gap(hole_end - self.next, timestamp, events, "ack")
             self._deliver(events)
 
-    def _skip_to_pending(self, timestamp: float, events: list[Event]) -> None:
+    def _skip_to_pending(self, timestamp: float, events: list[Event], cause: str) -> None:
         """Declare the hole before the first buffered chunk a gap and deliver on from it."""
         if not self._pending:
             return
         first = self._pending[0].start
         if first > self.next:
-            self._gap(first - self.next, timestamp, events)
+            self._gap(first - self.next, timestamp, events, cause)
         self._deliver(events)

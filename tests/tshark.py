@@ -44,7 +44,7 @@ def stream_ids(path: str) -> list[int]:
         [require_tshark(), "-r", path, "-Y", "tcp", "-T", "fields", "-e", "tcp.stream"],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=300,
     ).stdout
     return sorted({int(x) for x in out.split() if x.strip()})
@@ -57,7 +57,7 @@ def follow(path: str) -> dict[int, Stream]:
         args = [require_tshark(), "-r", path, "-q"]
         for sid in ids[i : i + BATCH]:
             args += ["-z", f"follow,tcp,raw,{sid}"]
-        text = subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout
+        text = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300).stdout
         for block in text.split(SEPARATOR + "\nFollow: tcp,raw\n")[1:]:
             lines = block.split("\n")
             sid = int(lines[0].split()[-1])
