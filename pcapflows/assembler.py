@@ -208,5 +208,10 @@ class Assembler:
         if self._table.get(key) is conn:
             del self._table[key]
         self._by_id.pop(conn.conn, None)
+        if len(self._timers) > 2 * len(self._by_id) + 64:
+            # Timers of finished connections are dropped lazily; rebuild the heap now and
+            # then so that it stays proportional to the open connections.
+            self._timers = [(self._deadline(c), c.conn) for c in self._by_id.values()]
+            heapq.heapify(self._timers)
         events.append(Closed(conn.conn, conn.summary(closed_by, open_at_end)))
         return events
