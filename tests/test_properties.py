@@ -183,3 +183,24 @@ def test_assembler_never_raises_never_invents(segments: list[Segment], max_buffe
     for f in flows:
         for m in f.messages:
             assert m.content
+
+
+@SETTINGS
+@given(segmented_stream(), st.integers(0, 2**32 - 1), st.data())
+def test_shuffled_including_the_handshake(
+    stream: tuple[bytes, list[tuple[int, bytes]]], isn: int, data: st.DataObject
+) -> None:
+    """Shuffled or merged captures can show the SYN after the data it precedes."""
+    payload, pieces = stream
+    segs = conversation(isn, 77, pieces)
+    # The server acknowledges everything; shuffled, its ACK may come before the data,
+    # and the bytes captured after it must still fill the gap it made us declare.
+    segs.append(seg(9.0, "s", 78, isn + 1 + len(payload), "A"))
+    shuffled = data.draw(st.permutations(segs))
+    flows = list(pcapflows.reassemble(shuffled))
+    assert len(flows) == 1
+    flow = flows[0]
+    assert b"".join(m.content for m in flow.messages) == payload
+    assert flow.client_conn.peername == ("10.0.0.1", 40000)
+    assert flow.metadata["pcapflows"]["gaps"] == []
+    assert flow.metadata["pcapflows"]["handshake_seen"] is True
