@@ -15,6 +15,15 @@ from pcapflows.tcp import TCPFlow
 HEX_WIDTH = 16
 
 
+_CAUSES = {
+    "ack": ": acknowledged by the peer",
+    "snaplen": ": cut by the snap length",
+    "limit": ": too much buffered above the hole",
+    "end": ": never captured",
+    "unseen": ": never captured",
+}
+
+
 def endpoint(addr: Any) -> str:
     """``ip:port``, with IPv6 addresses in brackets so the port stays unambiguous."""
     if not addr:
@@ -118,9 +127,10 @@ def follow_lines(flow: TCPFlow, *, force_hex: bool = False) -> Iterator[str]:
         while pending and (upto is None or pending[0]["offset"] <= upto):
             g = pending.pop(0)
             who = "client" if side else "server"
+            why = _CAUSES.get(g.get("cause", ""), "")
             yield (
                 f"[{g['length']} bytes from {who} missing in capture at stream offset "
-                f"{g['offset']}]"
+                f"{g['offset']}{why}]"
             )
             pos[side] = g["offset"] + g["length"]
 
