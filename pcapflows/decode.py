@@ -318,6 +318,25 @@ class Decoder:
         self.stats.skip(why[5:] if why.startswith("skip:") else "802.11 payload not ip")
         return None
 
+    def _clip(
+        self, end: int, n: int, truncated: bool, pkt: Packet, version: str
+    ) -> tuple[int, int]:
+        """Bound an IP payload by the frame; return its end and the bytes missing.
+
+        Only bytes cut off by the snap length are known to have existed. A header that
+        claims more than a complete frame holds is damage: it is counted, and what is
+        really missing shows up as an ordinary hole in the sequence space.
+        """
+        if end <= n:
+            return end, 0
+        if truncated:
+            return n, end - n
+        self.stats.anomaly(
+            f"{version} length exceeds frame",
+            f"frame {pkt.index}: header says {end} bytes, the frame has {n}",
+        )
+        return n, 0
+
     # -- IPv4 --------------------------------------------------------------------------
 
     def _ipv4(
@@ -345,19 +364,7 @@ class Decoder:
         if total < ihl:
             self.stats.anomaly("bad ipv4 total length", f"frame {pkt.index}: {total} < {ihl}")
             return None
-        end = off + total
-        missing = 0
-        if end > n:
-            # Only bytes cut by the snap length are known to have existed; a header
-            # claiming more than a complete frame holds is damage, and what is really
-            # missing will show as an ordinary hole in the sequence space.
-            missing = end - n if truncated else 0
-            if not truncated:
-                self.stats.anomaly(
-                    "ipv4 length exceeds frame",
-                    f"frame {pkt.index}: total length {total}, {n - off} bytes present",
-                )
-            end = n
+        end, missing = self._clip(off + total, n, truncated, pkt, "ipv4")
         (frag,) = _u16.unpack_from(buf, off + 6)
         proto = buf[off + 9]
         if proto != 6:
@@ -412,16 +419,7 @@ class Decoder:
             # A jumbogram (hop-by-hop Jumbo Payload) or a big-TCP capture: the payload
             # runs to the end of the frame as it was on the wire.
             plen = n - start + (pkt.orig_len - len(pkt.data) if truncated else 0)
-        end = start + plen
-        missing = 0
-        if end > n:
-            missing = end - n if truncated else 0
-            if not truncated:
-                self.stats.anomaly(
-                    "ipv6 length exceeds frame",
-                    f"frame {pkt.index}: payload length {plen}, {n - start} bytes present",
-                )
-            end = n
+        end, missing = self._clip(start + plen, n, truncated, pkt, "ipv6")
         data = buf[start:end]
         pos = 0
         for _ in range(16):
