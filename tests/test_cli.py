@@ -175,3 +175,33 @@ def test_stats(capture: Path) -> None:
     r = run(str(capture), "--stats")
     assert r.returncode == 0
     assert b"flows 2" in r.stderr
+
+
+def _endpoint(addr: list[object]) -> str:
+    host, port = str(addr[0]), addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def test_listing_of_every_sample_capture_matches_ground_truth() -> None:
+    """The listing line of every flow of every sample capture, against expected.json."""
+    import json
+
+    from tcptable import CAPTURES
+
+    truth = json.loads((CAPTURES / "expected.json").read_text())["captures"]
+    for name, entry in sorted(truth.items()):
+        r = run(str(CAPTURES / name))
+        assert r.returncode == 0, (name, r.stderr)
+        lines = r.stdout.decode().splitlines()
+        assert len(lines) == len(entry["flows"]), name
+        for i, (line, flow) in enumerate(zip(lines, entry["flows"], strict=True)):
+            assert line.split()[0] == str(i)
+            assert f"{_endpoint(flow['client'])} -> {_endpoint(flow['server'])}" in line
+            if flow.get("bytes"):
+                assert f"c>s {flow['bytes']['client']} B" in line, (name, line)
+                assert f"s>c {flow['bytes']['server']} B" in line, (name, line)
+            assert f"{len(flow['messages'])} msg" in line, (name, line)
+            if flow.get("closed_by") == "rst":
+                assert f"rst by {flow['rst_from']}" in line
+            elif flow.get("open_at_end"):
+                assert "open at end" in line
