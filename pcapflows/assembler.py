@@ -14,7 +14,14 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from pcapflows.reassembly import DEFAULT_KEEP, DEFAULT_MAX_BUFFER, Conflict, Data, Gap
+from pcapflows.reassembly import (
+    DEFAULT_KEEP,
+    DEFAULT_MAX_BUFFER,
+    Conflict,
+    Data,
+    Gap,
+    GapRetracted,
+)
 from pcapflows.segment import ACK, SYN, Segment
 from pcapflows.tcpconn import ConnectionSummary, TCPConnection
 
@@ -46,7 +53,7 @@ class Closed:
     summary: ConnectionSummary
 
 
-AssemblerEvent = Data | Gap | Conflict | Closed
+AssemblerEvent = Data | Gap | Conflict | GapRetracted | Closed
 
 _Key = tuple[tuple[str, int], tuple[str, int]]
 

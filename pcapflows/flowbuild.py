@@ -27,7 +27,7 @@ from typing import Any
 from pcapflows.assembler import AssemblerEvent, Closed
 from pcapflows.connection import Client, Server
 from pcapflows.flow import Error
-from pcapflows.reassembly import Conflict, Data, Gap
+from pcapflows.reassembly import Conflict, Data, Gap, GapRetracted
 from pcapflows.tcp import TCPFlow, TCPMessage
 from pcapflows.tcpconn import ConnectionSummary
 
@@ -82,6 +82,8 @@ class FlowBuilder:
             b.gaps[event.direction].append(
                 [event.offset, event.length, event.timestamp, event.cause]
             )
+        elif isinstance(event, GapRetracted):
+            b.fill(event.direction, event.offset, event.offset + event.length)
         elif isinstance(event, Conflict):
             b.conflicts.append((event.direction, event.offset, event.length, event.timestamp))
         elif isinstance(event, Closed):

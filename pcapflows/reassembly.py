@@ -103,7 +103,21 @@ class Conflict:
     timestamp: float
 
 
-Event = Data | Gap | Conflict
+@dataclass(slots=True, frozen=True)
+class GapRetracted:
+    """``length`` bytes at ``offset`` reported in a :class:`Gap` were not data after all.
+
+    An acknowledgment seen before the FIN it acknowledges makes the FIN's sequence
+    number look like a missing byte; when the FIN turns up, the gap is withdrawn.
+    """
+
+    conn: int
+    direction: int
+    offset: int
+    length: int
+
+
+Event = Data | Gap | Conflict | GapRetracted
 
 
 class _Chunk:
@@ -242,6 +256,7 @@ class HalfStream:
         end = off + length
         if fin and self.fin_offset is None:
             self.fin_offset = end
+            self._retract_from(end, events)
         if length == 0:
             return events, False
         if not self.anchored and not self._data_seen:
@@ -284,7 +299,7 @@ class HalfStream:
         if off < self.next:
             retrans = True
             overlap = min(end, self.next) - off
-            if length <= 1 and off == self.next - 1 and not fin:
+            if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
                 # A keep-alive probe: one garbage byte (or none) below the next
                 # expected byte. It is not data and not a conflict.
                 self.keepalives += 1
@@ -462,6 +477,23 @@ class HalfStream:
         holes.insert(i, [start, start + length])
         if len(holes) > MAX_HOLES:
             holes.pop(0)
+
+    def _in_hole(self, offset: int) -> bool:
+        return any(h0 <= offset < h1 for h0, h1 in self._holes)
+
+    def _retract_from(self, fin_offset: int, events: list[Event]) -> None:
+        """Nothing at or after the FIN is data: withdraw gaps declared there."""
+        kept: list[list[int]] = []
+        for h0, h1 in self._holes:
+            if h1 <= fin_offset:
+                kept.append([h0, h1])
+                continue
+            lo = max(h0, fin_offset)
+            events.append(GapRetracted(self.conn, self.direction, lo, h1 - lo))
+            self.gap_bytes -= h1 - lo
+            if h0 < lo:
+                kept.append([h0, lo])
+        self._holes = kept
 
     def _emit(
         self,

@@ -20,6 +20,7 @@ from pcapflows.reassembly import (
     HalfStream,
 )
 from pcapflows.segment import ACK, FIN, RST, SYN, Segment
+from pcapflows.seqnum import seq_diff
 
 #: Ports below this are "well known" (IANA system ports): a side using one is taken as
 #: the server when a connection is picked up without its handshake.
@@ -107,6 +108,10 @@ class TCPConnection:
         )
         self.syn_from = [False, False]
         self.synack_from = [False, False]
+        #: Raw acknowledgment number of the first SYN-ACK each side sent.
+        self.synack_ack: list[int | None] = [None, None]
+        #: Raw acknowledgment number of the first ACK-carrying packet of each side.
+        self.first_ack: list[int | None] = [None, None]
         self.first_syn: int | None = None
         self.fin_from = [False, False]
         self.rst_from: int | None = None
@@ -149,6 +154,16 @@ class TCPConnection:
         connection.
         """
         half = self.halves[direction]
+        if self.synack_ack[1 - direction] == (seg.seq + 1) & 0xFFFFFFFF:
+            # The peer's SYN-ACK acknowledges exactly this SYN: it belongs here, however
+            # late the capture shows it.
+            return False
+        first_ack = self.first_ack[1 - direction]
+        if not half.started and first_ack is not None:
+            # Only the peer was seen so far: if it acknowledged this SYN's sequence
+            # space, the SYN was merely captured late.
+            if 0 <= seq_diff(first_ack, seg.seq + 1) <= PREFIX_WINDOW:
+                return False
         if half.syn_seen:
             # The same ISN is the same connection attempt, even after a RST (a client
             # that retries its SYN after a confused exchange); another ISN is a new one.
@@ -176,8 +191,12 @@ class TCPConnection:
         self.last_frame = seg.frame
         syn = bool(flags & SYN)
         has_ack = bool(flags & ACK)
+        if has_ack and self.first_ack[d] is None:
+            self.first_ack[d] = seg.ack
         if syn:
             if has_ack:
+                if not self.synack_from[d]:
+                    self.synack_ack[d] = seg.ack
                 self.synack_from[d] = True
                 self._mark(d, "H")
                 if self.synack_seen_at is None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,11 @@ import pcapflows
 from pcapflows import Assembler, Data
 from pcapflows.segment import Segment
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: ``PCAPFLOWS_EXAMPLES=5000 python -m pytest tests/test_properties.py`` for a longer run.
+EXAMPLES = int(os.environ.get("PCAPFLOWS_EXAMPLES", "150"))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def cut_points(n: int) -> st.SearchStrategy[list[int]]:
@@ -161,7 +166,7 @@ def arbitrary_segment(draw: Any) -> Segment:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(st.lists(arbitrary_segment(), max_size=40), st.integers(1, 64))
 def test_assembler_never_raises_never_invents(segments: list[Segment], max_buffer: int) -> None:
     asm = Assembler(idle_timeout=100.0, max_buffer=max_buffer)
@@ -204,3 +209,37 @@ def test_shuffled_including_the_handshake(
     assert flow.client_conn.peername == ("10.0.0.1", 40000)
     assert flow.metadata["pcapflows"]["gaps"] == []
     assert flow.metadata["pcapflows"]["handshake_seen"] is True
+
+
+@SETTINGS
+@given(two_way(), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.data())
+def test_two_way_conversation_any_capture_order(
+    turns: list[tuple[str, int, bytes, bool]], isn_c: int, isn_s: int, data: st.DataObject
+) -> None:
+    """Both directions, with ACKs and FINs, in any capture order: same bytes each way."""
+    segs = [
+        seg(1.0, "c", isn_c, 0, "S"),
+        seg(1.1, "s", isn_s, isn_c + 1, "SA"),
+        seg(1.2, "c", isn_c + 1, isn_s + 1, "A"),
+    ]
+    nxt = {"c": isn_c + 1, "s": isn_s + 1}
+    t = 2.0
+    for sender, _, payload, _ in turns:
+        other = "s" if sender == "c" else "c"
+        segs.append(seg(t, sender, nxt[sender], nxt[other], "PA", payload))
+        nxt[sender] += len(payload)
+        segs.append(seg(t + 0.01, other, nxt[other], nxt[sender], "A"))
+        t += 0.1
+    segs.append(seg(t, "c", nxt["c"], nxt["s"], "FA"))
+    segs.append(seg(t + 0.1, "s", nxt["s"], nxt["c"] + 1, "FA"))
+    segs.append(seg(t + 0.2, "c", nxt["c"] + 1, nxt["s"] + 1, "A"))
+    shuffled = data.draw(st.permutations(segs))
+    flows = list(pcapflows.reassemble(shuffled))
+    assert len(flows) == 1
+    flow = flows[0]
+    for who, from_client in (("c", True), ("s", False)):
+        expected = b"".join(p for s, _, p, _ in turns if s == who)
+        got = b"".join(m.content for m in flow.messages if m.from_client == from_client)
+        assert got == expected
+    assert flow.metadata["pcapflows"]["gaps"] == []
+    assert flow.client_conn.peername == ("10.0.0.1", 40000)
