@@ -19,7 +19,7 @@ from pcapflows.assembler import Assembler, Closed
 from pcapflows.connection import Client, Connection, Server
 from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
 from pcapflows.flow import Error, Flow
-from pcapflows.reassembly import Conflict, Data, Gap
+from pcapflows.reassembly import Conflict, Data, Gap, GapRetracted
 from pcapflows.segment import Segment
 from pcapflows.stats import ReadStats
 from pcapflows.tcp import TCPFlow, TCPMessage
@@ -38,6 +38,7 @@ __all__ = [
     "Flow",
     "FlowReader",
     "Gap",
+    "GapRetracted",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",

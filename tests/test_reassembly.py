@@ -604,3 +604,55 @@ def test_assembler_events() -> None:
     closed = [e for e in events if isinstance(e, Closed)]
     assert len(closed) == 1 and closed[0].summary.open_at_end
     assert asm.open_connections == 0
+
+
+# -- capture order that is not sending order (merged or shuffled captures) -------------
+
+
+def test_data_captured_after_its_ack_fills_the_gap() -> None:
+    flow = one_flow(
+        [
+            *handshake(),
+            seg(2.1, "s", S1, C1 + 6, "A"),  # acknowledges bytes not yet captured
+            seg(2.0, "c", C1, S1, "PA", b"abcdef"),
+        ]
+    )
+    assert msgs(flow) == [(True, b"abcdef")]
+    assert gaps(flow) == []
+
+
+def test_one_late_byte_in_a_gap_is_data_not_a_keepalive() -> None:
+    flow = one_flow(
+        [*handshake(), seg(2.1, "s", S1, C1 + 1, "A"), seg(2.0, "c", C1, S1, "PA", b"\0")]
+    )
+    assert msgs(flow) == [(True, b"\0")]
+    assert gaps(flow) == []
+
+
+def test_ack_of_a_fin_seen_before_the_fin_is_not_a_gap() -> None:
+    flow = one_flow(
+        [
+            *handshake(),
+            seg(2, "c", C1, S1, "PA", b"hi"),
+            seg(3, "s", S1, C1 + 3, "FA"),  # acknowledges the client's FIN ...
+            seg(2.9, "c", C1 + 2, S1, "FA"),  # ... captured only now
+            seg(3.1, "c", C1 + 3, S1 + 1, "A"),
+        ]
+    )
+    assert msgs(flow) == [(True, b"hi")]
+    assert gaps(flow) == []
+    assert meta(flow)["closed_by"] == "fin"
+
+
+def test_syn_captured_after_the_peers_data_is_the_same_connection() -> None:
+    flow = one_flow(
+        [
+            seg(1.2, "s", S1, C1, "PA", b"banner"),  # acknowledges the SYN below
+            seg(1.0, "c", CI, 0, "S"),
+            seg(1.1, "s", SI, C1, "SA"),
+            seg(1.3, "c", C1, S1 + 6, "PA", b"hello"),
+        ]
+    )
+    assert flow.client_conn.peername == CLIENT
+    assert meta(flow)["handshake_seen"] is True
+    assert msgs(flow) == [(False, b"banner"), (True, b"hello")]
