@@ -42,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
+from scapy.contrib.geneve import GENEVE, GeneveOptions
+from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP, IPOption_EOL, IPOption_Router_Alert, IPOption_RR
 from scapy.layers.inet6 import (
@@ -52,7 +55,8 @@ from scapy.layers.inet6 import (
     PadN,
     RouterAlert,
 )
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, GRE, Ether
+from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet, Raw
 
 HERE = Path(__file__).resolve().parent
@@ -159,6 +163,241 @@ def _null(order: str, af6: int) -> Encap:
         return struct.pack(order + "I", af) + l3
 
     return encap
+
+
+# Tunnels: the inner packet wrapped by an outer Ethernet/IP path. The client's side of
+# the tunnel is OUTER_A, so the outer addresses mirror the inner direction.
+OUTER_A, OUTER_B = "198.18.0.1", "198.18.0.2"
+OUTER6_A, OUTER6_B = "2001:db8:ffff::1", "2001:db8:ffff::2"
+MAC_A, MAC_B = b"\x02\x00\x00\x00\xaa\x01", b"\x02\x00\x00\x00\xaa\x02"
+
+#: ``wrap(inner l3, outgoing) -> the layers between the outer IP header and the inner
+#: frame`` (scapy, independent of pcapflows' decoder).
+Wrap = Callable[[bytes, bool], Packet]
+
+
+def _inner_eth(l3: bytes, out: bool) -> Packet:
+    """The inner Ethernet frame a bridging tunnel carries."""
+    src, dst = (MAC_A, MAC_B) if out else (MAC_B, MAC_A)
+    return Ether(bytes(dst + src + struct.pack("!H", _ethertype(l3)) + l3))
+
+
+def _tunnel(wrap: Wrap, *, outer_v6: bool = False) -> Encap:
+    """Ethernet, an outer IPv4 (or IPv6) path between the tunnel endpoints, then
+    whatever ``wrap`` puts around the inner packet."""
+
+    def encap(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+        if outer_v6:
+            a, b = (OUTER6_A, OUTER6_B) if out else (OUTER6_B, OUTER6_A)
+            outer: Packet = IPv6(src=a, dst=b, hlim=64) / wrap(l3, out)
+        else:
+            a, b = (OUTER_A, OUTER_B) if out else (OUTER_B, OUTER_A)
+            outer = IP(src=a, dst=b, id=0, ttl=64) / wrap(l3, out)
+        if isinstance(outer.payload, Raw):
+            # IP directly in IP: the outer protocol says which version is inside.
+            proto = 4 if l3[0] >> 4 == 4 else 41
+            if outer_v6:
+                outer.nh = proto
+            else:
+                outer.proto = proto
+        body = bytes(outer)
+        return dst + src + struct.pack("!H", _ethertype(body)) + body
+
+    return encap
+
+
+def tunnel_links() -> list[tuple[str, str, Encap, bool, bool, list[dict[str, Any]]]]:
+    """``(file name, description, encapsulation, IPv4 inside, IPv6 inside, expected
+    tunnel path of the client's packets)`` for every tunnel type pcapflows recognizes."""
+    raw_ip = lambda l3, out: Raw(l3)  # noqa: E731 - one-line wraps read best inline
+
+    def hop(kind: str, v6: bool = False, **extra: Any) -> dict[str, Any]:
+        src, dst = (OUTER6_A, OUTER6_B) if v6 else (OUTER_A, OUTER_B)
+        return {"type": kind, "src": src, "dst": dst, **extra}
+
+    def nested(l3: bytes, out: bool) -> Packet:
+        # ERSPAN type II in GRE, mirroring a frame that is itself VXLAN over IPv4.
+        a, b = ("198.51.100.1", "198.51.100.2") if out else ("198.51.100.2", "198.51.100.1")
+        vx = IP(src=a, dst=b, id=0) / UDP(sport=40000, dport=4789) / VXLAN(vni=99)
+        mirrored = Ether(src="02:00:00:00:bb:01", dst="02:00:00:00:bb:02") / vx
+        inner = bytes(mirrored / _inner_eth(l3, out))
+        return (
+            GRE(proto=0x88BE, seqnum_present=1, sequence_number=7)
+            / ERSPAN_II(session_id=3)
+            / Raw(inner)
+        )
+
+    return [
+        (
+            "tunnel_gre.pcap",
+            "GRE with a key (RFC 2890) carrying IPv4 and IPv6.",
+            _tunnel(lambda l3, out: GRE(proto=_ethertype(l3), key_present=1, key=42) / Raw(l3)),
+            True,
+            True,
+            [hop("gre", id=42)],
+        ),
+        (
+            "tunnel_gre_ipv6.pcap",
+            "GRE with checksum and sequence number, over IPv6 (outer), IPv4 and IPv6 inside.",
+            _tunnel(
+                lambda l3, out: (
+                    GRE(proto=_ethertype(l3), chksum_present=1, seqnum_present=1, sequence_number=5)
+                    / Raw(l3)
+                ),
+                outer_v6=True,
+            ),
+            True,
+            True,
+            [hop("gre", v6=True)],
+        ),
+        (
+            "tunnel_gre_teb.pcap",
+            "GRE transparent Ethernet bridging (0x6558): a whole Ethernet frame inside.",
+            _tunnel(lambda l3, out: GRE(proto=0x6558) / _inner_eth(l3, out)),
+            True,
+            True,
+            [hop("gre")],
+        ),
+        (
+            "tunnel_erspan1.pcap",
+            "ERSPAN type I: GRE 0x88BE without a sequence number, the frame follows GRE.",
+            _tunnel(lambda l3, out: GRE(proto=0x88BE) / _inner_eth(l3, out)),
+            True,
+            True,
+            [hop("erspan1")],
+        ),
+        (
+            "tunnel_erspan2.pcap",
+            "ERSPAN type II (GRE 0x88BE with a sequence number), session 7.",
+            _tunnel(
+                lambda l3, out: (
+                    GRE(proto=0x88BE, seqnum_present=1, sequence_number=1)
+                    / ERSPAN_II(session_id=7)
+                    / _inner_eth(l3, out)
+                )
+            ),
+            True,
+            True,
+            [hop("erspan2", id=7)],
+        ),
+        (
+            "tunnel_erspan3.pcap",
+            "ERSPAN type III (GRE 0x22EB) with the optional platform-specific subheader.",
+            _tunnel(
+                lambda l3, out: (
+                    GRE(proto=0x22EB, seqnum_present=1, sequence_number=1)
+                    / ERSPAN_III(session_id=9, o=1)
+                    / ERSPAN_PlatformSpecific()
+                    / _inner_eth(l3, out)
+                )
+            ),
+            True,
+            True,
+            [hop("erspan3", id=9)],
+        ),
+        (
+            "tunnel_vxlan.pcap",
+            "VXLAN (UDP 4789), VNI 5001, an Ethernet frame inside.",
+            _tunnel(
+                lambda l3, out: UDP(sport=49152, dport=4789) / VXLAN(vni=5001) / _inner_eth(l3, out)
+            ),
+            True,
+            True,
+            [hop("vxlan", sport=49152, dport=4789, id=5001)],
+        ),
+        (
+            "tunnel_geneve.pcap",
+            "GENEVE (UDP 6081), VNI 77, with two options before the Ethernet frame.",
+            _tunnel(
+                lambda l3, out: (
+                    UDP(sport=49153, dport=6081)
+                    / GENEVE(
+                        vni=77,
+                        proto=0x6558,
+                        options=[
+                            GeneveOptions(classid=0x0102, type=0x80, data=b"\x00" * 4),
+                            GeneveOptions(classid=0x0103, type=0x01, data=b"\x11" * 8),
+                        ],
+                    )
+                    / _inner_eth(l3, out)
+                )
+            ),
+            True,
+            True,
+            [hop("geneve", sport=49153, dport=6081, id=77)],
+        ),
+        (
+            "tunnel_gtpu.pcap",
+            "GTP-U (UDP 2152), TEID 0x1234, with a PDU session container extension header.",
+            _tunnel(
+                lambda l3, out: (
+                    UDP(sport=2152, dport=2152)
+                    / GTP_U_Header(teid=0x1234, E=1, next_ex=0x85)
+                    / GTPPDUSessionContainer(type=1 if out else 0, QFI=5)
+                    / Raw(l3)
+                )
+            ),
+            True,
+            True,
+            [hop("gtpu", sport=2152, dport=2152, id=0x1234)],
+        ),
+        (
+            "tunnel_teredo.pcap",
+            "Teredo (UDP 3544): IPv6 in UDP over IPv4, with an origin indication on the "
+            "client's packets.",
+            _tunnel(
+                lambda l3, out: (
+                    UDP(sport=3544, dport=3544)
+                    / Raw((b"\x00\x00\x0c\x38" + b"\xcb\x00\x71\x01" if out else b"") + l3)
+                )
+            ),
+            False,
+            True,
+            [hop("teredo", sport=3544, dport=3544)],
+        ),
+        (
+            "tunnel_ipip.pcap",
+            "IPv4 in IPv4 (IP-in-IP, protocol 4).",
+            _tunnel(raw_ip),
+            True,
+            False,
+            [hop("4in4")],
+        ),
+        (
+            "tunnel_6in4.pcap",
+            "IPv6 in IPv4 (6in4, protocol 41).",
+            _tunnel(raw_ip),
+            False,
+            True,
+            [hop("6in4")],
+        ),
+        (
+            "tunnel_4in6.pcap",
+            "IPv4 in IPv6 (4in6, next header 4).",
+            _tunnel(raw_ip, outer_v6=True),
+            True,
+            False,
+            [hop("4in6", v6=True)],
+        ),
+        (
+            "tunnel_nested.pcap",
+            "Nested: GRE/ERSPAN type II mirroring a VXLAN packet that carries the connection.",
+            _tunnel(nested),
+            True,
+            True,
+            [
+                hop("erspan2", id=3),
+                {
+                    "type": "vxlan",
+                    "src": "198.51.100.1",
+                    "dst": "198.51.100.2",
+                    "sport": 40000,
+                    "dport": 4789,
+                    "id": 99,
+                },
+            ],
+        ),
+    ]
 
 
 @dataclass
@@ -637,6 +876,9 @@ class Capture:
         self.records: list[Record] = []
         self.conns: list[Conn] = []
         self.non_tcp = 0
+        #: The tunnel path (outermost first) of the client's packets, for tunnel
+        #: captures: the server's packets take the mirror path.
+        self.tunnel: list[dict[str, Any]] | None = None
 
     def add(self, ts: int, frame: bytes, iface: int = 0) -> Record:
         """Append one frame (truncated to the snap length when written)."""
@@ -705,6 +947,7 @@ class Capture:
                     "open_at_end": t.open_at_end,
                     "first_frame": first,
                     "last_frame": last,
+                    **({"tunnel": self.tunnel} if self.tunnel is not None else {}),
                 }
             )
         return {
@@ -962,6 +1205,9 @@ def encapsulations() -> list[Capture]:
         ),
     )
     caps.append(cap)
+
+    for name, desc, encap, v4, v6, path in tunnel_links():
+        simple(name, desc, Link(1, encap), v4=v4, v6=v6).tunnel = path
 
     caps.append(fragments(v6=False))
     caps.append(fragments(v6=True))

@@ -92,6 +92,12 @@ class Assembler:
         self._order += 1
         events: list[AssemblerEvent] = []
         self._advance_clock(seg.timestamp)
+        # Timeouts run on the clock, which never goes back: a packet stamped before it
+        # counts as activity now, one stamped after it (an unconfirmed jump) at its own
+        # time.
+        clock = seg.timestamp
+        if self.now is not None and self.now > clock:
+            clock = self.now
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
@@ -124,11 +130,14 @@ class Assembler:
             self._next_stream += 1
             self._table[key] = conn
             self._by_id[conn.conn] = conn
-            heapq.heappush(self._timers, (seg.timestamp + self.idle_timeout, conn.conn))
+            heapq.heappush(self._timers, (clock + self.idle_timeout, conn.conn))
+        if clock > conn.touched:
+            conn.touched = clock
         was_closed = conn.closed_at is not None
         events.extend(conn.feed(seg, self._order))
         if not was_closed and conn.closed_at is not None:
-            heapq.heappush(self._timers, (conn.closed_at + self.linger, conn.conn))
+            conn.closed_clock = clock
+            heapq.heappush(self._timers, (clock + self.linger, conn.conn))
         if self._timers and self.now is not None and self._timers[0][0] <= self.now:
             self._expire(self.now, events)
         return events
@@ -188,8 +197,8 @@ class Assembler:
         if conn.closed_at is not None:
             attempt = conn.close_reason == "rst" and not conn.has_data
             linger = max(self.linger, ATTEMPT_LINGER) if attempt else self.linger
-            return min(conn.closed_at + linger, conn.last_timestamp + self.idle_timeout)
-        return conn.last_timestamp + self.idle_timeout
+            return min(conn.closed_clock + linger, conn.touched + self.idle_timeout)
+        return conn.touched + self.idle_timeout
 
     def _expire(self, now: float, events: list[AssemblerEvent]) -> None:
         timers = self._timers

@@ -31,7 +31,7 @@ import dpkt
 
 from pcapflows.ipfrag import Defragmenter
 from pcapflows.packet import Packet
-from pcapflows.segment import Segment
+from pcapflows.segment import Segment, TunnelHop
 from pcapflows.stats import ReadStats
 
 #: Network protocols a link handler can find (the IP version numbers).
@@ -44,6 +44,8 @@ IPV6 = 6
 #: and NFLOG carry their own lengths), else ``len(buffer)``.
 LinkResult = tuple[int, bytes, int, int]
 LinkHandler = Callable[[bytes], LinkResult]
+#: The tunnels around a packet, outermost first.
+Path = tuple[TunnelHop, ...]
 
 
 class Skip(Exception):
@@ -333,6 +335,209 @@ LINK_HANDLERS: dict[int, LinkHandler] = {
     276: _sll2,  # LINUX_SLL2
 }
 
+# -- tunnels -------------------------------------------------------------------------------
+#
+# A tunnel parser reads the tunnel header at ``off`` (the packet ends at ``end``) and
+# returns what follows it: ``(inner kind, offset of the inner frame, tunnel id or None,
+# hop name)``. The decoder then decodes the inner frame as it would a captured one, so
+# tunnels nest without limit other than :data:`MAX_TUNNEL_DEPTH`.
+
+#: What a tunnel header says follows it.
+INNER_ETHERNET = 1
+INNER_IP = 2  # IPv4 or IPv6, by the version nibble
+INNER_PPP = 3
+INNER_MPLS = 4
+
+TunnelResult = tuple[int, int, int | None, str]
+TunnelParser = Callable[[bytes, int, int], TunnelResult]
+
+#: Encapsulations inside encapsulations beyond this are damage (or an attack): real
+#: deployments nest two or three (ERSPAN in GRE carrying VXLAN, say).
+MAX_TUNNEL_DEPTH = 8
+
+
+def _need(buf_end: int, pos: int, what: str) -> None:
+    if pos > buf_end:
+        raise Damage("truncated tunnel header", what)
+
+
+def _gre(buf: bytes, off: int, end: int) -> TunnelResult:
+    """GRE (RFC 2784/2890, RFC 1701 routing, RFC 2637 enhanced GRE for PPTP), including
+    ERSPAN types I, II and III, which are GRE protocol types 0x88BE and 0x22EB."""
+    _need(end, off + 4, "gre")
+    flags = buf[off] << 8 | buf[off + 1]
+    proto = buf[off + 2] << 8 | buf[off + 3]
+    version = flags & 7
+    pos = off + 4
+    key: int | None = None
+    has_seq = bool(flags & 0x1000)
+    if version == 0:
+        if flags & 0xC000:  # checksum present, or routing present (then offset too)
+            pos += 4
+        if flags & 0x2000:
+            _need(end, pos + 4, "gre key")
+            (key,) = _u32.unpack_from(buf, pos)
+            pos += 4
+        if has_seq:
+            pos += 4
+        if flags & 0x4000:
+            # RFC 1701 source routes: entries until one with a zero length.
+            while True:
+                _need(end, pos + 4, "gre routing")
+                sre_len = buf[pos + 3]
+                pos += 4 + sre_len
+                if sre_len == 0:
+                    break
+    elif version == 1:
+        # Enhanced GRE: the key field (payload length, call id) is always there.
+        _need(end, pos + 4, "enhanced gre")
+        key = buf[pos + 2] << 8 | buf[pos + 3]
+        pos += 4
+        if has_seq:
+            pos += 4
+        if flags & 0x0080:  # acknowledgment number present
+            pos += 4
+    else:
+        raise Skip(f"gre version {version}")
+    _need(end, pos, "gre")
+    if proto == 0x88BE:
+        # ERSPAN type II carries a sequence number and an 8-byte header; type I has
+        # neither and the mirrored frame follows GRE directly.
+        if not has_seq:
+            return INNER_ETHERNET, pos, None, "erspan1"
+        _need(end, pos + 8, "erspan type ii")
+        session = (buf[pos + 2] << 8 | buf[pos + 3]) & 0x3FF
+        return INNER_ETHERNET, pos + 8, session, "erspan2"
+    if proto == 0x22EB:
+        # ERSPAN type III: 12-byte header, then an 8-byte platform-specific subheader
+        # when the O flag (lowest bit of the last byte) is set.
+        _need(end, pos + 12, "erspan type iii")
+        session = (buf[pos + 2] << 8 | buf[pos + 3]) & 0x3FF
+        pos += 20 if buf[pos + 11] & 1 else 12
+        _need(end, pos, "erspan type iii subheader")
+        return INNER_ETHERNET, pos, session, "erspan3"
+    if proto == 0x6558:  # transparent Ethernet bridging
+        return INNER_ETHERNET, pos, key, "gre"
+    if proto in (ETH_IPV4, ETH_IPV6):
+        return INNER_IP, pos, key, "gre"
+    if proto == 0x880B:
+        return INNER_PPP, pos, key, "gre"
+    if proto in ETH_MPLS:
+        return INNER_MPLS, pos, key, "gre"
+    raise Skip(f"gre protocol 0x{proto:04x}")
+
+
+def _ip_in_ip(buf: bytes, off: int, end: int) -> TunnelResult:
+    """IPv4 or IPv6 directly inside IP (protocols 4 and 41): no header of its own.
+    The hop is named after both versions by the decoder ("4in4", "6in4", "4in6")."""
+    return INNER_IP, off, None, "ip"
+
+
+def _vxlan(buf: bytes, off: int, end: int) -> TunnelResult:
+    """VXLAN (RFC 7348): 8 bytes with a 24-bit VNI, then an Ethernet frame."""
+    _need(end, off + 8, "vxlan")
+    vni = buf[off + 4] << 16 | buf[off + 5] << 8 | buf[off + 6]
+    return INNER_ETHERNET, off + 8, vni, "vxlan"
+
+
+def _vxlan_gpe(buf: bytes, off: int, end: int) -> TunnelResult:
+    """VXLAN-GPE: VXLAN with a next-protocol byte (1 IPv4, 2 IPv6, 3 Ethernet)."""
+    _need(end, off + 8, "vxlan-gpe")
+    vni = buf[off + 4] << 16 | buf[off + 5] << 8 | buf[off + 6]
+    nxt = buf[off + 3]
+    if nxt in (1, 2):
+        return INNER_IP, off + 8, vni, "vxlan-gpe"
+    if nxt == 3:
+        return INNER_ETHERNET, off + 8, vni, "vxlan-gpe"
+    raise Skip(f"vxlan-gpe next protocol {nxt}")
+
+
+def _geneve(buf: bytes, off: int, end: int) -> TunnelResult:
+    """GENEVE (RFC 8926): 8 bytes plus options (length in 4-byte units), then the
+    protocol its ethertype field names."""
+    _need(end, off + 8, "geneve")
+    if buf[off] >> 6 != 0:
+        raise Skip(f"geneve version {buf[off] >> 6}")
+    pos = off + 8 + ((buf[off] & 0x3F) << 2)
+    _need(end, pos, "geneve options")
+    proto = buf[off + 2] << 8 | buf[off + 3]
+    vni = buf[off + 4] << 16 | buf[off + 5] << 8 | buf[off + 6]
+    if proto == 0x6558:
+        return INNER_ETHERNET, pos, vni, "geneve"
+    if proto in (ETH_IPV4, ETH_IPV6):
+        return INNER_IP, pos, vni, "geneve"
+    raise Skip(f"geneve protocol 0x{proto:04x}")
+
+
+def _gtpu(buf: bytes, off: int, end: int) -> TunnelResult:
+    """GTP-U version 1 (3GPP TS 29.281): user packets are message type 255 (G-PDU);
+    optional fields follow when any of E, S, PN is set, then extension headers chained
+    by their last byte, each sized in 4-byte units by its first."""
+    _need(end, off + 8, "gtp-u")
+    flags = buf[off]
+    if flags >> 5 != 1:
+        raise Skip(f"gtp version {flags >> 5}")
+    if buf[off + 1] != 0xFF:
+        raise Skip(f"gtp-u message type {buf[off + 1]}")
+    (teid,) = _u32.unpack_from(buf, off + 4)
+    pos = off + 8
+    if flags & 0x07:
+        _need(end, pos + 4, "gtp-u optional fields")
+        nxt = buf[pos + 3] if flags & 0x04 else 0
+        pos += 4
+        while nxt:
+            _need(end, pos + 1, "gtp-u extension header")
+            size = buf[pos] << 2
+            if size == 0:
+                raise Damage("bad tunnel header", "gtp-u extension header of length 0")
+            _need(end, pos + size, "gtp-u extension header")
+            nxt = buf[pos + size - 1]
+            pos += size
+    return INNER_IP, pos, teid, "gtpu"
+
+
+def _teredo(buf: bytes, off: int, end: int) -> TunnelResult:
+    """Teredo (RFC 4380): IPv6 in UDP, optionally after an authentication indicator
+    (starting 0x0001) and an origin indication (starting 0x0000, 8 bytes)."""
+    pos = off
+    if pos + 4 <= end and buf[pos] == 0 and buf[pos + 1] == 1:
+        pos += 4 + buf[pos + 2] + buf[pos + 3] + 9  # ids, nonce, confirmation byte
+    if pos + 2 <= end and buf[pos] == 0 and buf[pos + 1] == 0:
+        pos += 8
+    if pos >= end or buf[pos] >> 4 != 6:
+        raise Skip("teredo without ipv6")
+    return INNER_IP, pos, None, "teredo"
+
+
+#: IP protocol number -> tunnel parser.
+IP_TUNNELS: dict[int, TunnelParser] = {
+    4: _ip_in_ip,  # IPv4 encapsulation (IP-in-IP, 4in6)
+    41: _ip_in_ip,  # IPv6 encapsulation (6in4, 6in6)
+    47: _gre,  # GRE, ERSPAN
+}
+
+#: UDP port -> tunnel parser. A datagram is a tunnel when its destination port is
+#: listed, else when its source port is (replies to a tunnel endpoint).
+UDP_TUNNELS: dict[int, TunnelParser] = {
+    2152: _gtpu,  # GTP-U
+    3544: _teredo,  # Teredo
+    4789: _vxlan,  # VXLAN (IANA)
+    4790: _vxlan_gpe,  # VXLAN-GPE
+    6081: _geneve,  # GENEVE
+}
+
+#: IP protocols worth decoding beyond the IP header (and worth reassembling fragments
+#: of): TCP itself, and everything that may carry it.
+_CARRIERS = frozenset((6, 17, *IP_TUNNELS))
+
+#: Inner kinds other than IP -> the link handler that finds IP in them.
+_INNER_LINKS: dict[int, LinkHandler] = {
+    INNER_ETHERNET: lambda b: _ethertype(b, 12),
+    INNER_PPP: lambda b: _ppp_proto(b, 0),
+    INNER_MPLS: lambda b: _mpls(b, 0),
+}
+
+
 # -- IP and TCP ----------------------------------------------------------------------------
 
 #: Names for the skip counter of the IP protocols most often found beside TCP.
@@ -370,7 +575,7 @@ _V6_HOP, _V6_ROUTING, _V6_FRAGMENT, _V6_ESP, _V6_AH, _V6_NONE, _V6_DSTOPTS = (
 _V6_SKIPPABLE = frozenset((_V6_HOP, _V6_ROUTING, _V6_DSTOPTS, _V6_AH))
 #: What may start the fragmentable part of an IPv6 packet and still lead to TCP; other
 #: next-header values in a fragment header are skipped without holding the fragment.
-_V6_FRAGMENT_MAY_BE_TCP = frozenset((6, *_V6_SKIPPABLE))
+_V6_FRAGMENT_MAY_BE_TCP = frozenset((*_CARRIERS, *_V6_SKIPPABLE))
 #: More extension headers than any real packet has: the walk stops there (damage)
 #: rather than follow a crafted chain through a jumbogram.
 _V6_MAX_HEADERS = 16
@@ -450,7 +655,9 @@ class Decoder:
             return n, wire_end - n
         return n, end - n
 
-    def _ipv4(self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet) -> Segment | None:
+    def _ipv4(
+        self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet, path: Path = ()
+    ) -> Segment | None:
         if n - off < 20:
             raise Damage("truncated ipv4 header", f"{max(n - off, 0)} bytes")
         vihl, _tos, total, ident, frag, _ttl, proto, _csum, src_b, dst_b = _ipv4_hdr.unpack_from(
@@ -473,7 +680,7 @@ class Decoder:
         missing = 0
         if end > n:
             end, missing = self._bound(end, n, wire_end, pkt, "ipv4")
-        if proto != 6:
+        if proto not in _CARRIERS:
             raise Skip(_NOT_TCP[proto])
         src = _ntoa(src_b)
         dst = _ntoa(dst_b)
@@ -493,10 +700,14 @@ class Decoder:
             )
             if whole is None:
                 raise Skip("ip fragment pending")
-            return self._tcp(whole, 0, len(whole), 0, src, dst, pkt)
-        return self._tcp(buf, start, end, missing, src, dst, pkt)
+            return self._carried(proto, whole, 0, len(whole), 0, src, dst, pkt, path, 4)
+        if proto == 6:
+            return self._tcp(buf, start, end, missing, src, dst, pkt, path)
+        return self._carried(proto, buf, start, end, missing, src, dst, pkt, path, 4)
 
-    def _ipv6(self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet) -> Segment | None:
+    def _ipv6(
+        self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet, path: Path = ()
+    ) -> Segment | None:
         if n - off < 40:
             raise Damage("truncated ipv6 header", f"{max(n - off, 0)} bytes")
         if buf[off] >> 4 != 6:
@@ -516,7 +727,9 @@ class Decoder:
             end, missing = self._bound(end, n, wire_end, pkt, "ipv6")
         for _ in range(_V6_MAX_HEADERS):
             if nh == 6:
-                return self._tcp(buf, pos, end, missing, src, dst, pkt)
+                return self._tcp(buf, pos, end, missing, src, dst, pkt, path)
+            if nh in _CARRIERS:
+                return self._carried(nh, buf, pos, end, missing, src, dst, pkt, path, 6)
             if nh in _V6_SKIPPABLE:
                 if pos + 2 > end:
                     raise Damage("truncated ipv6 extension header", f"next header {nh}")
@@ -561,8 +774,71 @@ class Decoder:
             raise Skip(_NOT_TCP[nh])
         raise Damage("too many ipv6 extension headers", f"more than {_V6_MAX_HEADERS}")
 
+    def _carried(
+        self,
+        proto: int,
+        buf: bytes,
+        off: int,
+        end: int,
+        missing: int,
+        src: str,
+        dst: str,
+        pkt: Packet,
+        path: Path,
+        version: int,
+    ) -> Segment | None:
+        """The IP payload ``buf[off:end]`` of protocol ``proto`` (``missing`` bytes of it
+        cut by the snap length): TCP, or a tunnel whose inner packet is decoded like a
+        captured frame, with one more hop on its ``path``."""
+        if proto == 6:
+            return self._tcp(buf, off, end, missing, src, dst, pkt, path)
+        if len(path) >= MAX_TUNNEL_DEPTH:
+            raise Damage("too many nested tunnels", f"more than {MAX_TUNNEL_DEPTH}")
+        sport = dport = 0
+        if proto == 17:
+            if end - off < 8:
+                raise Skip(_NOT_TCP[17])
+            sport, dport, ulen = struct.unpack_from(">HHH", buf, off)
+            parser = UDP_TUNNELS.get(dport) or UDP_TUNNELS.get(sport)
+            if parser is None:
+                raise Skip(_NOT_TCP[17])
+            if 8 <= ulen < end - off:
+                # The UDP length excludes any trailer; a larger one was cut (missing).
+                end, missing = off + ulen, 0
+            off += 8
+        else:
+            parser = IP_TUNNELS[proto]
+        kind, pos, ident, name = parser(buf, off, end)
+        if kind == INNER_IP:
+            if pos >= end:
+                raise Damage("truncated tunnel header", f"{name}: no inner packet")
+            inner_version = buf[pos] >> 4
+            if inner_version not in (4, 6):
+                raise Damage("bad ip version", f"inside {name}: version {inner_version}")
+            if name == "ip":
+                name = f"{inner_version}in{version}"
+            hop = TunnelHop(name, src, dst, sport, dport, ident)
+            if inner_version == 4:
+                return self._ipv4(buf, pos, end, end + missing, pkt, (*path, hop))
+            return self._ipv6(buf, pos, end, end + missing, pkt, (*path, hop))
+        hop = TunnelHop(name, src, dst, sport, dport, ident)
+        frame = buf[pos:end]
+        inner, ibuf, ioff, iend = _INNER_LINKS[kind](frame)
+        wire_end = iend + missing if iend == len(ibuf) else iend
+        if inner == IPV4:
+            return self._ipv4(ibuf, ioff, iend, wire_end, pkt, (*path, hop))
+        return self._ipv6(ibuf, ioff, iend, wire_end, pkt, (*path, hop))
+
     def _tcp(
-        self, buf: bytes, off: int, end: int, missing: int, src: str, dst: str, pkt: Packet
+        self,
+        buf: bytes,
+        off: int,
+        end: int,
+        missing: int,
+        src: str,
+        dst: str,
+        pkt: Packet,
+        path: Path = (),
     ) -> Segment:
         """The TCP segment in ``buf[off:end]``; ``missing`` payload bytes were not captured."""
         if end - off < 20:
@@ -590,4 +866,5 @@ class Decoder:
             window,
             missing,
             pkt.index,
+            path,
         )

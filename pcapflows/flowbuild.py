@@ -62,6 +62,23 @@ class _Building:
         self.gaps[d][:] = out
 
 
+def _joined(gaps: list[list[Any]]) -> list[list[Any]]:
+    """Gaps in offset order, with touching gaps of the same cause joined into one.
+
+    The reassembler declares a hole piece by piece (each acknowledgment past part of it,
+    each flush), but for the reader a run of missing bytes with no data between is one
+    hole, as Wireshark's ``[N bytes missing in capture file]`` shows it; the timestamp
+    kept is that of the first piece.
+    """
+    out: list[list[Any]] = []
+    for off, n, ts, cause in sorted(gaps, key=lambda g: g[0]):
+        if out and out[-1][0] + out[-1][1] == off and out[-1][3] == cause:
+            out[-1][1] += n
+        else:
+            out.append([off, n, ts, cause])
+    return out
+
+
 class FlowBuilder:
     """Collects events per connection and returns a finished flow on :class:`Closed`."""
 
@@ -184,7 +201,7 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
                 "cause": cause,
             }
             for d in (ci, si)
-            for o, n, t, cause in sorted(b.gaps[d], key=lambda g: g[0])
+            for o, n, t, cause in _joined(b.gaps[d])
         ],
         "conflicts": [
             {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}
@@ -197,5 +214,10 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
     }
     if s.rst_from is not None:
         meta["rst_from"] = side(s.rst_from)
+    if any(path for _, path in s.tunnels):
+        meta["tunnels"] = [
+            {"from_client": d == ci, "path": [hop.to_dict() for hop in path]}
+            for d, path in s.tunnels
+        ]
     flow.metadata["pcapflows"] = meta
     return flow

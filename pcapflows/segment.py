@@ -18,6 +18,35 @@ ECE = 0x40
 CWR = 0x80
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelHop:
+    """One tunnel layer a segment was carried in, as the outer packet showed it.
+
+    ``kind`` names the encapsulation (``"gre"``, ``"erspan2"``, ``"vxlan"``, ``"geneve"``,
+    ``"gtpu"``, ``"teredo"``, ``"4in4"``, ``"6in4"``, ...); ``src``/``dst`` are the outer
+    IP addresses, ``sport``/``dport`` the outer UDP ports (0 for tunnels directly over
+    IP), ``ident`` the tunnel's own identifier where it has one (VXLAN/GENEVE VNI, GRE
+    key, ERSPAN session, GTP-U TEID). This is what Zeek keeps as ``tunnel_parents``.
+    """
+
+    kind: str
+    src: str
+    dst: str
+    sport: int = 0
+    dport: int = 0
+    ident: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-friendly form stored in ``flow.metadata["pcapflows"]["tunnels"]``."""
+        out: dict[str, object] = {"type": self.kind, "src": self.src, "dst": self.dst}
+        if self.sport or self.dport:
+            out["sport"] = self.sport
+            out["dport"] = self.dport
+        if self.ident is not None:
+            out["id"] = self.ident
+        return out
+
+
 @dataclass(slots=True)
 class Segment:
     """One TCP segment as captured.
@@ -26,7 +55,8 @@ class Segment:
     payload bytes were on the wire but not in the capture (snap length), so the segment
     covers ``len(payload) + missing`` sequence numbers of data. Addresses are text
     (IPv6 compressed); ``seq`` and ``ack`` are the raw 32-bit header values. ``frame`` is
-    the 1-based record number in the capture, for reports.
+    the 1-based record number in the capture, for reports. ``tunnel`` lists the
+    encapsulations around the segment's IP packet, outermost first (empty for most).
     """
 
     timestamp: float
@@ -41,3 +71,4 @@ class Segment:
     window: int = 0
     missing: int = 0
     frame: int = 0
+    tunnel: tuple[TunnelHop, ...] = ()

@@ -19,12 +19,16 @@ from pcapflows.reassembly import (
     Gap,
     HalfStream,
 )
-from pcapflows.segment import ACK, FIN, RST, SYN, Segment
+from pcapflows.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
 from pcapflows.seqnum import seq_diff
 
 #: Ports below this are "well known" (IANA system ports): a side using one is taken as
 #: the server when a connection is picked up without its handshake.
 WELL_KNOWN = 1024
+#: Distinct tunnel paths remembered per connection: a connection normally has one per
+#: direction (or two when mirrored traffic is seen both natively and tunnelled); a
+#: bound keeps a hostile capture from growing the list.
+MAX_TUNNEL_PATHS = 16
 
 
 @dataclass(slots=True)
@@ -56,6 +60,9 @@ class ConnectionSummary:
     #: Lowest stream offset per direction (negative when a mid-stream connection grew
     #: downwards); reported offsets are shifted so that the stream starts at 0.
     low: list[int] = field(default_factory=lambda: [0, 0])
+    #: Distinct ``(direction, tunnel path)`` pairs the segments came with, in order of
+    #: first appearance (at most :data:`MAX_TUNNEL_PATHS`).
+    tunnels: list[tuple[int, tuple[TunnelHop, ...]]] = field(default_factory=list)
 
 
 def decide_client(
@@ -125,9 +132,18 @@ class TCPConnection:
         self.last_frame = seg.frame
         self.packets = [0, 0]
         self.has_data = False
+        #: Tunnel paths seen per direction (a dict for its order); most connections
+        #: only ever have ``(0, ())`` and ``(1, ())``.
+        self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] = {}
         #: Capture time at which both FINs or a RST were seen; the connection then lingers
         #: briefly so that the last ACK and retransmitted FINs still belong to it.
         self.closed_at: float | None = None
+        #: The assembler's clock at this connection's last packet and at its close.
+        #: Timeouts are measured with these rather than with the packets' own times,
+        #: so that packets whose timestamps lie far behind the clock (a capture merged
+        #: from files of different years) are not expired as soon as they are seen.
+        self.touched = seg.timestamp
+        self.closed_clock = seg.timestamp
         #: "fin" or "rst": how the connection closed. A RST after both FINs (common for
         #: a retransmitted FIN that meets a closed socket) does not make a clean close an
         #: error.
@@ -186,6 +202,9 @@ class TCPConnection:
         d = self.direction_of(seg)
         flags = seg.flags
         self.packets[d] += 1
+        path = (d, seg.tunnel)
+        if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
+            self.paths[path] = None
         if seg.timestamp > self.last_timestamp:
             self.last_timestamp = seg.timestamp
         self.last_frame = seg.frame
@@ -317,4 +336,5 @@ class TCPConnection:
             rst_timestamp=self.rst_timestamp,
             isn=[self.halves[0].isn, self.halves[1].isn],
             low=[self.halves[0].low, self.halves[1].low],
+            tunnels=list(self.paths),
         )

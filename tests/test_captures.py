@@ -82,6 +82,13 @@ def has_fragments(name: str) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def mirrored(hop: dict[str, Any]) -> dict[str, Any]:
+    """A tunnel hop as the opposite direction sees it: the outer addresses swapped. The
+    outer UDP ports stay: both tunnel endpoints send to the tunnel's port (VXLAN and
+    GENEVE from a flow-hash source port), as the generator writes them."""
+    return dict(hop, src=hop["dst"], dst=hop["src"])
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_flows_match_ground_truth(name: str) -> None:
     """Every flow of every capture: roles, messages, times, gaps, conflicts, ending."""
@@ -123,6 +130,14 @@ def test_flows_match_ground_truth(name: str) -> None:
         if exp["first_frame"] is not None:
             assert meta["first_frame"] == exp["first_frame"], where
             assert meta["last_frame"] == exp["last_frame"], where
+        if "tunnel" in exp:
+            # The client's packets came by the stated path, the server's by its mirror.
+            assert meta["tunnels"] == [
+                {"from_client": True, "path": exp["tunnel"]},
+                {"from_client": False, "path": [mirrored(hop) for hop in exp["tunnel"]]},
+            ], where
+        else:
+            assert "tunnels" not in meta, where
 
     if expected["records"] is not None:
         assert stats.packets == expected["records"]

@@ -47,7 +47,7 @@ from scapy.utils import RawPcapReader
 from pcapflows.decode import Decoder
 from pcapflows.ipfrag import MAX_DATAGRAM, Defragmenter
 from pcapflows.packet import Packet
-from pcapflows.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
+from pcapflows.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment, TunnelHop
 from pcapflows.stats import ReadStats
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -118,6 +118,7 @@ def check(
     frame: int = FRAME,
     sport: int = SPORT,
     dport: int = DPORT,
+    tunnel: tuple[TunnelHop, ...] = (),
 ) -> None:
     """Every field of ``seg`` against what was given to scapy."""
     assert seg is not None
@@ -135,6 +136,7 @@ def check(
         window=WINDOW,
         missing=missing,
         frame=frame,
+        tunnel=tunnel,
     )
 
 
@@ -364,14 +366,28 @@ def test_fragments_not_reassembled_when_disabled() -> None:
     assert stats.skipped == {"ip fragment": len(frags)}
 
 
-def test_udp_fragments_are_not_held() -> None:
+def test_udp_fragments_are_reassembled_then_skipped() -> None:
+    """UDP may carry a tunnel (VXLAN, GTP-U, ...) whose port is only in the first
+    fragment, so UDP fragments are held like TCP ones; a datagram that turns out not
+    to be a tunnel is skipped once whole, and nothing stays pending."""
     stats = ReadStats()
     decoder = Decoder(stats)
     whole = ip4(id=5) / UDP() / Raw(BIG)
     frags = fragment(whole, fragsize=400)
+    assert len(frags) >= 3
     for i, f in enumerate(frags, 1):
         assert decode(1, bytes(eth() / f), decoder=decoder, index=i)[0] is None
-    assert stats.skipped == {"not tcp: udp": len(frags)}
+    assert stats.skipped == {"ip fragment pending": len(frags) - 1, "not tcp: udp": 1}
+    assert decoder.defrag.pending == 0
+
+
+def test_icmp_fragments_are_not_held() -> None:
+    stats = ReadStats()
+    decoder = Decoder(stats)
+    frags = fragment(ip4(id=6) / ICMP() / Raw(BIG), fragsize=400)
+    for i, f in enumerate(frags, 1):
+        assert decode(1, bytes(eth() / f), decoder=decoder, index=i)[0] is None
+    assert stats.skipped == {"not tcp: icmp": len(frags)}
     assert decoder.defrag.pending == 0
 
 

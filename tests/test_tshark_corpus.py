@@ -46,6 +46,7 @@ IN_SCOPE = (
     "tcp_rst_fin",
     "tcp_special",
     "many_flows",
+    "tunnels",
 )
 
 #: Captures whose comparison with tshark cannot be expressed as above, and why. Each has
