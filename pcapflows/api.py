@@ -13,11 +13,19 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import BinaryIO, Literal
 
-from pcapflows.assembler import DEFAULT_IDLE_TIMEOUT, DEFAULT_LINGER, Assembler, AssemblerEvent
+from pcapflows.assembler import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LINGER,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_TOTAL_BUFFER,
+    Assembler,
+    AssemblerEvent,
+)
 from pcapflows.capture import CaptureReader
 from pcapflows.decode import Decoder
 from pcapflows.errors import PcapflowsWarning
 from pcapflows.flowbuild import FlowBuilder
+from pcapflows.ipfrag import DEFAULT_MAX_PENDING
 from pcapflows.reassembly import DEFAULT_MAX_BUFFER
 from pcapflows.segment import Segment
 from pcapflows.stats import ReadStats
@@ -52,15 +60,22 @@ def reassemble(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     linger: float = DEFAULT_LINGER,
     max_buffer: int = DEFAULT_MAX_BUFFER,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
 ) -> Iterator[TCPFlow]:
     """Turn decoded segments (in capture order) into flows.
 
     Useful when segments come from somewhere other than a capture file (scapy packets,
     a test table). Options are those of :func:`read`.
     """
-    flows = _flows(
-        segments, Assembler(idle_timeout=idle_timeout, linger=linger, max_buffer=max_buffer)
+    assembler = Assembler(
+        idle_timeout=idle_timeout,
+        linger=linger,
+        max_buffer=max_buffer,
+        max_connections=max_connections,
+        max_total_buffer=max_total_buffer,
     )
+    flows = _flows(segments, assembler)
     return _in_order(flows) if order == "first_packet" else flows
 
 
@@ -98,6 +113,9 @@ class FlowReader(Iterator[TCPFlow]):
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         linger: float = DEFAULT_LINGER,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
+        max_fragment_bytes: int = DEFAULT_MAX_PENDING,
         warn: bool = True,
     ) -> None:
         if order not in ("finish", "first_packet"):
@@ -105,8 +123,14 @@ class FlowReader(Iterator[TCPFlow]):
         self.stats = ReadStats()
         self._capture = CaptureReader(source, self.stats)
         self._warn = warn
-        decoder = Decoder(self.stats)
-        assembler = Assembler(idle_timeout=idle_timeout, linger=linger, max_buffer=max_buffer)
+        decoder = Decoder(self.stats, max_fragment_bytes=max_fragment_bytes)
+        assembler = Assembler(
+            idle_timeout=idle_timeout,
+            linger=linger,
+            max_buffer=max_buffer,
+            max_connections=max_connections,
+            max_total_buffer=max_total_buffer,
+        )
         self._assembler = assembler
         flows = _flows(self._segments(decoder), assembler)
         self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
@@ -129,13 +153,22 @@ class FlowReader(Iterator[TCPFlow]):
             self._finish()
             raise
         self.stats.flows += 1
+        self._count_limits()
         return flow
+
+    def _count_limits(self) -> None:
+        a = self._assembler
+        if a.evicted:
+            self.stats.limits["max_connections"] = a.evicted
+        if a.released:
+            self.stats.limits["max_total_buffer"] = a.released
 
     def _finish(self) -> None:
         if self._done:
             return
         self._done = True
         self._capture.close()
+        self._count_limits()
         if self._warn and self.stats.anomalies:
             summary = ", ".join(f"{n} x {k}" for k, n in self.stats.anomalies.most_common())
             warnings.warn(
@@ -167,6 +200,9 @@ def read(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     linger: float = DEFAULT_LINGER,
     max_buffer: int = DEFAULT_MAX_BUFFER,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
+    max_fragment_bytes: int = DEFAULT_MAX_PENDING,
     warn: bool = True,
 ) -> FlowReader:
     """Read a pcap or pcapng capture and return an iterator of its TCP flows.
@@ -183,9 +219,16 @@ def read(
 
     ``linger`` is how long (capture time) a closed connection keeps collecting its last
     ACKs and retransmissions; ``max_buffer`` bounds the bytes buffered above a hole in
-    one direction before the hole is reported as a gap. ``warn=False`` silences the
-    :class:`~pcapflows.errors.PcapflowsWarning` about damaged input (the statistics in
-    ``reader.stats`` still count it).
+    one direction before the hole is reported as a gap (cause ``"limit"``).
+    ``max_connections`` bounds the connections open at once (the one nearest its
+    timeout is closed early, ``closed_by="limit"``), ``max_total_buffer`` the bytes
+    held above holes in all connections together (the biggest holders give up their
+    holes), ``max_fragment_bytes`` the IP fragments waiting for their datagram (the
+    oldest are dropped and reported). The README lists the defaults and their
+    precedents; ``reader.stats.limits`` counts how often each cut in.
+
+    ``warn=False`` silences the :class:`~pcapflows.errors.PcapflowsWarning` about
+    damaged input (the statistics in ``reader.stats`` still count it).
 
     Raises :class:`~pcapflows.errors.CaptureError` at once if ``source`` cannot be
     opened or is not a supported capture. Nothing after the file header raises.
@@ -196,5 +239,8 @@ def read(
         idle_timeout=idle_timeout,
         linger=linger,
         max_buffer=max_buffer,
+        max_connections=max_connections,
+        max_total_buffer=max_total_buffer,
+        max_fragment_bytes=max_fragment_bytes,
         warn=warn,
     )

@@ -45,6 +45,21 @@ DEFAULT_LINGER = 5.0
 ATTEMPT_LINGER = 130.0
 
 
+#: Connections open at once. When a new connection would exceed it, the connection
+#: nearest to its timeout (a lingering closed one, else the one idle longest) is closed
+#: early with ``closed_by="limit"``. Precedent: Suricata bounds its flow table the same
+#: way (``flow.memcap``, 128 MB by default, evicting in "emergency mode"); Zeek and
+#: gopacket have no bound. At a few kilobytes per quiet connection, the default costs
+#: at most some hundreds of megabytes.
+DEFAULT_MAX_CONNECTIONS = 100_000
+
+#: Bytes held above holes in all connections together. Past it, the connection holding
+#: the most gives up on its holes (gaps with cause ``"limit"``) and delivers what it
+#: held. Precedent: Suricata's ``stream.reassembly.memcap`` (256 MB by default);
+#: gopacket's ``MaxBufferedPagesTotal`` plays the same role.
+DEFAULT_MAX_TOTAL_BUFFER = 256 * 1024 * 1024
+
+
 @dataclass(slots=True, frozen=True)
 class Closed:
     """Connection ``conn`` is finished; no further events will name it."""
@@ -68,9 +83,19 @@ class Assembler:
         linger: float = DEFAULT_LINGER,
         keep: int = DEFAULT_KEEP,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
     ) -> None:
         self.idle_timeout = idle_timeout
         self.linger = linger
+        self.max_connections = max(1, max_connections)
+        self.max_total_buffer = max_total_buffer
+        #: Bytes held above holes in all open connections.
+        self.buffered = 0
+        #: Connections closed early by ``max_connections``, and buffers released early
+        #: by ``max_total_buffer``: what the limits cost, for the statistics.
+        self.evicted = 0
+        self.released = 0
         self._keep = keep
         self._max_buffer = max_buffer
         self._table: dict[_Key, TCPConnection] = {}
@@ -119,6 +144,8 @@ class Assembler:
                 events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
                 conn = None
         if conn is None:
+            if len(self._table) >= self.max_connections:
+                self._evict(events)
             conn = TCPConnection(
                 self._next_conn,
                 self._next_stream,
@@ -134,7 +161,11 @@ class Assembler:
         if clock > conn.touched:
             conn.touched = clock
         was_closed = conn.closed_at is not None
+        held = conn.buffered
         events.extend(conn.feed(seg, self._order))
+        self.buffered += conn.buffered - held
+        if self.buffered > self.max_total_buffer:
+            self._release(seg.timestamp, events)
         if not was_closed and conn.closed_at is not None:
             conn.closed_clock = clock
             heapq.heappush(self._timers, (clock + self.linger, conn.conn))
@@ -214,9 +245,42 @@ class Assembler:
             reason = self._reason(conn, "idle")
             events.extend(self._finish(conn, reason, False))
 
+    def _evict(self, events: list[AssemblerEvent]) -> None:
+        """Close the connection nearest to its timeout to make room for a new one."""
+        timers = self._timers
+        while timers:
+            deadline, cid = timers[0]
+            conn = self._by_id.get(cid)
+            if conn is None:
+                heapq.heappop(timers)
+                continue
+            actual = self._deadline(conn)
+            if actual != deadline:
+                heapq.heapreplace(timers, (actual, cid))
+                continue
+            heapq.heappop(timers)
+            self.evicted += 1
+            closed_by = self._reason(conn, "limit") if conn.closed_at is not None else "limit"
+            events.extend(self._finish(conn, closed_by, False))
+            return
+
+    def _release(self, timestamp: float, events: list[AssemblerEvent]) -> None:
+        """Over the total buffer limit: the connections holding the most give up on
+        their holes until the total is back under half the limit (so that the scan over
+        open connections is not repeated on every packet)."""
+        by_size = sorted(self._by_id.values(), key=lambda c: c.buffered, reverse=True)
+        for conn in by_size:
+            if self.buffered <= self.max_total_buffer // 2 or conn.buffered == 0:
+                break
+            held = conn.buffered
+            events.extend(conn.release(timestamp))
+            self.buffered -= held - conn.buffered
+            self.released += 1
+
     def _finish(
         self, conn: TCPConnection, closed_by: str, open_at_end: bool
     ) -> list[AssemblerEvent]:
+        self.buffered -= conn.buffered
         events: list[AssemblerEvent] = list(conn.finish(conn.last_timestamp))
         key = (conn.endpoints[0], conn.endpoints[1])
         if key[1] < key[0]:

@@ -36,6 +36,17 @@ from pcapflows.stats import ReadStats
 #: far above any real frame (256 KiB is tcpdump's largest snap length; jumbo and
 #: TSO-coalesced frames stay well below 1 MiB) and small enough to allocate safely.
 MAX_RECORD = 64 * 1024 * 1024
+#: Reads are made in pieces of at most this size, so that a length field claiming more
+#: than the file holds costs no more memory than the bytes really there: a buffered
+#: file object allocates the whole size it is asked for before reading.
+READ_CHUNK = 1024 * 1024
+#: pcapng block types that carry no packet and are skipped silently: name resolution,
+#: interface statistics, IRIG timestamp, ARINC 429, systemd journal export, decryption
+#: secrets, Sysdig event blocks, and the custom blocks (copyable and not). Any other
+#: type is skipped too, but counted as an anomaly, since it may hide packets.
+_KNOWN_BLOCKS = frozenset(
+    (0x4, 0x5, 0x7, 0x8, 0x9, 0xA, 0x0BAD, 0x40000BAD, *range(0x80000001, 0x80000010))
+)
 
 _PCAP_MAGICS = {
     0xA1B2C3D4: (1_000_000, 0),
@@ -164,9 +175,13 @@ class CaptureReader:
     # -- reading -----------------------------------------------------------------------
 
     def _read(self, n: int) -> bytes:
-        """Up to ``n`` bytes (fewer only at the end); damaged compression ends the data."""
+        """Up to ``n`` bytes (fewer only at the end); damaged compression ends the data.
+
+        Never asks the file for more than :data:`READ_CHUNK` at once, so memory follows
+        the bytes the file really has, whatever a length field claimed.
+        """
         try:
-            data = self._f.read(n)
+            data = self._f.read(min(n, READ_CHUNK))
         except (OSError, EOFError, zlib.error) as exc:
             self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
             return b""
@@ -176,7 +191,7 @@ class CaptureReader:
             got = len(data)
             while got < n:
                 try:
-                    more = self._f.read(n - got)
+                    more = self._f.read(min(n - got, READ_CHUNK))
                 except (OSError, EOFError, zlib.error) as exc:
                     self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
                     more = b""
@@ -238,6 +253,12 @@ class CaptureReader:
                     f"frame {index} has {len(data)} of {incl} bytes at end of file",
                 )
                 return
+            if incl > snaplen > 0:
+                # The writer broke its own promise; the bytes are there, so they are used.
+                stats.anomaly(
+                    "record longer than snap length",
+                    f"frame {index} has {incl} bytes, the file's snap length is {snaplen}",
+                )
             stats.packets += 1
             stats.bytes += incl
             yield Packet(sec + frac / units, linktype, data, max(orig, incl), index)
@@ -329,8 +350,10 @@ class CaptureReader:
                 stats.bytes += len(data)
                 # A Simple Packet Block has no timestamp; 0.0 says "unknown" honestly.
                 yield Packet(0.0, iface.linktype, data, max(orig, cap), index, 0)
-            # Every other block type (name resolution, statistics, secrets, custom,
-            # unknown) carries no packet and is skipped.
+            elif btype not in _KNOWN_BLOCKS:
+                stats.anomaly(
+                    "unknown pcapng block", f"type 0x{btype:08x} after frame {index}, skipped"
+                )
 
     @staticmethod
     def _parse_idb(endian: str, body: bytes) -> _Interface | None:

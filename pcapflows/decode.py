@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import dpkt
 
-from pcapflows.ipfrag import Defragmenter
+from pcapflows.ipfrag import DEFAULT_MAX_PENDING, Defragmenter
 from pcapflows.packet import Packet
 from pcapflows.segment import Segment, TunnelHop
 from pcapflows.stats import ReadStats
@@ -589,10 +589,16 @@ class Decoder:
     ``defragment=False`` fragments are skipped (counted as ``"ip fragment"``).
     """
 
-    def __init__(self, stats: ReadStats, *, defragment: bool = True) -> None:
+    def __init__(
+        self,
+        stats: ReadStats,
+        *,
+        defragment: bool = True,
+        max_fragment_bytes: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         self.stats = stats
         self.defragment = defragment
-        self.defrag = Defragmenter(report=stats.anomaly)
+        self.defrag = Defragmenter(report=stats.anomaly, max_pending=max_fragment_bytes)
 
     def finish(self) -> None:
         """End of input: report the IP datagrams that never completed."""

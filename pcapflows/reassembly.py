@@ -338,6 +338,14 @@ class HalfStream:
         self._gap_until(target, timestamp, events)
         return events
 
+    def release(self, timestamp: float) -> list[Event]:
+        """Memory is short: give up on every hole with buffered bytes above it (gaps with
+        cause ``"limit"``) and deliver those bytes, leaving nothing buffered."""
+        events: list[Event] = []
+        while self._pending:
+            self._skip_to_pending(timestamp, events, "limit")
+        return events
+
     def finish(self, timestamp: float) -> list[Event]:
         """The connection is over: give up on every hole and deliver what is buffered."""
         events: list[Event] = []

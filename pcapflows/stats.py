@@ -31,6 +31,11 @@ class ReadStats:
     skipped: Counter[str] = field(default_factory=Counter)
     anomalies: Counter[str] = field(default_factory=Counter)
     anomaly_details: list[str] = field(default_factory=list)
+    #: How often a resource limit cut in: ``"max_connections"`` (connections closed
+    #: early), ``"max_total_buffer"`` (connections made to give up their holes). Each
+    #: such event is also visible in the flows (``closed_by="limit"``, gaps with cause
+    #: ``"limit"``); a limit never drops data silently.
+    limits: Counter[str] = field(default_factory=Counter)
 
     def skip(self, reason: str) -> None:
         """Count one packet that is fine but not used (not TCP, unsupported link type)."""
@@ -52,4 +57,5 @@ class ReadStats:
             "skipped": dict(self.skipped),
             "anomalies": dict(self.anomalies),
             "anomaly_details": list(self.anomaly_details),
+            "limits": dict(self.limits),
         }

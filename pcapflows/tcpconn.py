@@ -281,6 +281,20 @@ class TCPConnection:
             self.close_reason = "rst" if self.rst_from is not None else "fin"
         return events
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held above holes in both directions."""
+        return self.halves[0].buffered + self.halves[1].buffered
+
+    def release(self, timestamp: float) -> list[Event]:
+        """Deliver everything buffered above holes, the holes becoming gaps (``limit``)."""
+        events = self.halves[0].release(timestamp)
+        events.extend(self.halves[1].release(timestamp))
+        for e in events:
+            if isinstance(e, Gap):
+                self._mark(e.direction, "G")
+        return events
+
     def finish(self, timestamp: float) -> list[Event]:
         """Flush both halves: every remaining hole becomes a gap."""
         events = self.halves[0].finish(timestamp)
