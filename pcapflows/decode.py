@@ -228,6 +228,15 @@ def _nflog(buf: bytes) -> LinkResult:
     raise Skip("nflog without payload")
 
 
+def _ipoib(buf: bytes) -> LinkResult:
+    """IP over InfiniBand (RFC 4391) as libpcap records it: a 40-byte pseudo-header of
+    hardware addresses, then the 4-byte encapsulation header (an ethertype and two
+    reserved bytes)."""
+    if len(buf) < 44:
+        raise Damage("truncated link header", f"{len(buf)} bytes")
+    return _by_ethertype(buf[40] << 8 | buf[41], buf, 44)
+
+
 def _loopback(buf: bytes, af: int) -> LinkResult:
     if af == AF_INET:
         return IPV4, buf, 4, len(buf)
@@ -332,6 +341,7 @@ LINK_HANDLERS: dict[int, LinkHandler] = {
     228: _raw4,  # IPV4
     229: _raw6,  # IPV6
     239: _nflog,  # NFLOG
+    242: _ipoib,  # IPOIB
     276: _sll2,  # LINUX_SLL2
 }
 
