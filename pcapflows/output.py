@@ -51,12 +51,17 @@ def ending(flow: TCPFlow) -> str:
         text = f"rst by {meta.get('rst_from', '?')}"
     elif closed_by == "end":
         text = "open at end"
+    elif closed_by == "limit":
+        text = "closed early (connection limit)"
     else:
         text = str(closed_by)
     if meta.get("gaps"):
         text += f", {len(meta['gaps'])} gap(s)"
     if meta.get("conflicts"):
         text += f", {len(meta['conflicts'])} conflict(s)"
+    tunnels = [t["path"] for t in meta.get("tunnels", []) if t["path"]]
+    if tunnels:
+        text += ", via " + "/".join(hop["type"] for hop in tunnels[0])
     return text
 
 
