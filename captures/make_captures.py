@@ -155,6 +155,76 @@ def _raw(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
     return l3
 
 
+def _ppp_proto(l3: bytes) -> bytes:
+    """The PPP protocol number of an IP packet (0x0021 IPv4, 0x0057 IPv6)."""
+    return struct.pack("!H", 0x57 if l3[0] >> 4 == 6 else 0x21)
+
+
+def _pppoe(vlan: bool) -> Encap:
+    """Ethernet, optionally an 802.1Q tag (VLAN 7), then a PPPoE session (RFC 2516):
+    version/type 0x11, code 0, session 0x1234, length of the PPP frame."""
+
+    def encap(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+        tag = struct.pack("!HH", 0x8100, 7) if vlan else b""
+        ppp = _ppp_proto(l3) + l3
+        return dst + src + tag + struct.pack("!HBBHH", 0x8864, 0x11, 0, 0x1234, len(ppp)) + ppp
+
+    return encap
+
+
+def _mpls(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """Ethernet with an MPLS stack of two labels (100, then 200 with bottom of stack)."""
+    labels = struct.pack("!II", 100 << 12 | 64, 200 << 12 | 1 << 8 | 64)
+    return dst + src + struct.pack("!H", 0x8847) + labels + l3
+
+
+def _ppp(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """PPP in HDLC-like framing (RFC 1662): address 0xFF, control 0x03, protocol."""
+    return b"\xff\x03" + _ppp_proto(l3) + l3
+
+
+def _chdlc(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """Cisco HDLC: address 0x0F (unicast), control 0, an ethertype."""
+    return b"\x0f\x00" + struct.pack("!H", _ethertype(l3)) + l3
+
+
+def _nflog(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """Linux NFLOG: family, version 0, resource id 5 (big-endian), then TLVs whose
+    length and type are little-endian: a packet header, a prefix, the payload."""
+    family = 10 if l3[0] >> 4 == 6 else 2
+
+    def tlv(kind: int, value: bytes) -> bytes:
+        body = struct.pack("<HH", 4 + len(value), kind) + value
+        return body + b"\x00" * (-len(body) % 4)
+
+    hdr = tlv(1, struct.pack("!HBB", _ethertype(l3), 3, 0))
+    return struct.pack("!BBH", family, 0, 5) + hdr + tlv(10, b"pcapflows\x00") + tlv(9, l3)
+
+
+def _wifi(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """An 802.11 data frame with LLC/SNAP: to the AP (ToDS) from the client, from the
+    AP (FromDS) to it; addresses as a real infrastructure network orders them."""
+    bssid = b"\x02\x00\x00\x00\xcc\x01"
+    if out:
+        flags, a1, a2, a3 = 0x01, bssid, src, dst
+    else:
+        flags, a1, a2, a3 = 0x02, dst, bssid, src
+    header = struct.pack("<BBH", 0x08, flags, 0) + a1 + a2 + a3 + struct.pack("<H", 0)
+    return header + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", _ethertype(l3)) + l3
+
+
+def _radiotap(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """A minimal radiotap header (version 0, length 8, no fields), then 802.11."""
+    return struct.pack("<BBHI", 0, 0, 8, 0) + _wifi(l3, src, dst, out)
+
+
+def _ipoib(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """IP over InfiniBand as libpcap writes it: 40 bytes of hardware addresses (20 each,
+    here the MAC in the low bytes), an ethertype and two reserved bytes."""
+    a, b = (src, dst) if out else (dst, src)
+    return b"\x00" * 14 + b + b"\x00" * 14 + a + struct.pack("!HH", _ethertype(l3), 0) + l3
+
+
 def _null(order: str, af6: int) -> Encap:
     """BSD NULL/LOOP header: a 32-bit AF value in byte order ``order``; IPv6 uses ``af6``."""
 
@@ -1163,6 +1233,61 @@ def encapsulations() -> list[Capture]:
         "Big-endian classic pcap (magic a1b2c3d4 written big-endian).",
         ether(),
         big_endian=True,
+    )
+    simple(
+        "link_pppoe.pcap",
+        "PPPoE session over Ethernet (PPP protocols 0x0021, 0x0057), IPv4 and IPv6.",
+        Link(1, _pppoe(vlan=False)),
+        v6=True,
+    )
+    simple(
+        "link_pppoe_vlan.pcap",
+        "PPPoE session behind an 802.1Q tag (VLAN 7), IPv4 and IPv6.",
+        Link(1, _pppoe(vlan=True)),
+        v6=True,
+    )
+    simple(
+        "link_mpls.pcap",
+        "Ethernet with a two-label MPLS stack (0x8847), IPv4 and IPv6.",
+        Link(1, _mpls),
+        v6=True,
+    )
+    for lt in (9, 50):
+        simple(
+            f"link_ppp_{lt}.pcap",
+            f"PPP with HDLC-like framing (linktype {lt}), IPv4 and IPv6.",
+            Link(lt, _ppp, "ppp0"),
+            v6=True,
+        )
+    simple(
+        "link_chdlc_104.pcap",
+        "Cisco HDLC (linktype 104), IPv4 and IPv6.",
+        Link(104, _chdlc, "serial0"),
+        v6=True,
+    )
+    simple(
+        "link_nflog_239.pcap",
+        "Linux NFLOG (linktype 239): header, prefix and payload TLVs, IPv4 and IPv6.",
+        Link(239, _nflog, "nflog"),
+        v6=True,
+    )
+    simple(
+        "link_80211_105.pcap",
+        "802.11 data frames with LLC/SNAP, ToDS and FromDS (linktype 105), IPv4 and IPv6.",
+        Link(105, _wifi, "wlan0"),
+        v6=True,
+    )
+    simple(
+        "link_radiotap_127.pcap",
+        "Radiotap then 802.11 data frames (linktype 127), IPv4 and IPv6.",
+        Link(127, _radiotap, "mon0"),
+        v6=True,
+    )
+    simple(
+        "link_ipoib_242.pcap",
+        "IP over InfiniBand (linktype 242), IPv4 and IPv6.",
+        Link(242, _ipoib, "ib0"),
+        v6=True,
     )
     simple("gzip_pcap.pcap.gz", "gzip-compressed classic pcap (Ethernet, IPv4).", ether())
     simple(
