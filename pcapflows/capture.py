@@ -24,7 +24,8 @@ import os
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from types import TracebackType
 from typing import BinaryIO, cast
 
@@ -44,6 +45,11 @@ READ_CHUNK = 1024 * 1024
 #: interface statistics, IRIG timestamp, ARINC 429, systemd journal export, decryption
 #: secrets, Sysdig event blocks, and the custom blocks (copyable and not). Any other
 #: type is skipped too, but counted as an anomaly, since it may hide packets.
+#: How far past a damaged record or block the reader looks for the next valid one
+#: before giving up on the rest of the file.
+MAX_RESYNC_SCAN = 8 * 1024 * 1024
+#: Block types a resynchronization may land on (they are what a capture is made of).
+_RESYNC_BLOCKS = frozenset((0x1, 0x2, 0x3, 0x4, 0x5, 0x6))
 _KNOWN_BLOCKS = frozenset(
     (0x4, 0x5, 0x7, 0x8, 0x9, 0xA, 0x0BAD, 0x40000BAD, *range(0x80000001, 0x80000010))
 )
@@ -89,6 +95,51 @@ def _describe(head: bytes) -> str:
     return f"an unknown format (first bytes: {head[:8].hex(' ')})"
 
 
+#: Bytes a resynchronization keeps ahead of the position it tests, so that a candidate
+#: record and the header after it are usually in the window at once.
+RESYNC_LOOKAHEAD = 64 * 1024
+
+
+def _pcap_ok(w: bytes, i: int, hdr: struct.Struct, limit: int, units: int, last: int | None) -> int:
+    """Whether a pcap record starts at ``w[i]``: a plausible header (fraction below one
+    second, captured length within the limit and not above the original length, time
+    within a day of the last good record) followed by another plausible header or by
+    the end of the data. Two in a row make a false match unlikely."""
+    pos = i
+    for _ in range(2):
+        if pos == len(w) and pos > i:
+            return 1  # the candidate record ends exactly where the data ends
+        if pos + hdr.size > len(w):
+            return -1
+        sec, frac, incl, orig = hdr.unpack_from(w, pos)
+        if frac >= units or incl > limit or incl > orig or orig > MAX_RECORD:
+            return 0
+        if last is not None and abs(sec - last) > 86400:
+            return 0
+        pos += hdr.size + incl
+    return 1
+
+
+def _pcapng_ok(w: bytes, i: int, endian: str) -> int:
+    """Whether a pcapng block starts at ``w[i]``: a known type, a sane length, and the
+    same length repeated at the block's end."""
+    if i + 8 > len(w):
+        return -1
+    if w[i : i + 4] == b"\x0a\x0d\x0d\x0a":
+        return (
+            1
+            if i + 12 <= len(w) and w[i + 8 : i + 12] in (b"\x1a\x2b\x3c\x4d", b"\x4d\x3c\x2b\x1a")
+            else 0
+        )
+    btype, blen = struct.unpack_from(endian + "II", w, i)
+    if btype not in _RESYNC_BLOCKS or blen < 12 or blen % 4 or blen > MAX_RECORD:
+        return 0
+    if i + blen > len(w):
+        return -1
+    (trailer,) = struct.unpack_from(endian + "I", w, i + blen - 4)
+    return 1 if trailer == blen else 0
+
+
 class _Interface:
     __slots__ = ("linktype", "offset", "snaplen", "units")
 
@@ -132,6 +183,8 @@ class CaptureReader:
             raise CaptureError(f"{self.name}: cannot read: {exc}") from exc
         self._f: BinaryIO = raw
         self._pre = head
+        #: Bytes read ahead by a resynchronization and not yet consumed.
+        self._back = b""
         if head[:2] == b"\x1f\x8b":
             self.compression = "gzip"
             self._f = cast(
@@ -180,6 +233,11 @@ class CaptureReader:
         Never asks the file for more than :data:`READ_CHUNK` at once, so memory follows
         the bytes the file really has, whatever a length field claimed.
         """
+        if self._back:
+            data, self._back = self._back[:n], self._back[n:]
+            if len(data) == n:
+                return data
+            return data + self._read(n - len(data))
         try:
             data = self._f.read(min(n, READ_CHUNK))
         except (OSError, EOFError, zlib.error) as exc:
@@ -228,6 +286,7 @@ class CaptureReader:
         hlen = 16 + extra
         limit = min(max(snaplen, 262144), MAX_RECORD)
         index = 0
+        last: int | None = None  # seconds of the last good record, for resynchronizing
         stats = self.stats
         while True:
             rec = self._read(hlen)
@@ -240,11 +299,23 @@ class CaptureReader:
                 return
             sec, frac, incl, orig = hdr.unpack_from(rec)
             if incl > limit:
+                what = f"{incl} bytes (snaplen {snaplen})"
+                valid = partial(_pcap_ok, hdr=hdr, limit=limit, units=units, last=last)
+                skipped = self._resync(rec[1:], valid)
+                if skipped is None:
+                    stats.anomaly(
+                        "absurd record length",
+                        f"record header after frame {index} claims {what}; no valid record "
+                        "found after it, reading stopped",
+                    )
+                    return
                 stats.anomaly(
                     "absurd record length",
-                    f"frame {index + 1} claims {incl} bytes (snaplen {snaplen}); reading stopped",
+                    f"record header after frame {index} claims {what}; skipped {skipped + 1} "
+                    "bytes to the next valid record",
                 )
-                return
+                continue
+            last = sec
             data = self._read(incl)
             index += 1
             if len(data) < incl:
@@ -305,22 +376,24 @@ class CaptureReader:
                 continue
             btype, blen = struct.unpack(endian + "II", head)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                stats.anomaly(
-                    "bad block length",
-                    f"block type 0x{btype:x} length {blen} after frame {index}; reading stopped",
-                )
-                return
+                if not self._pcapng_resync(
+                    head[1:], endian, f"block type 0x{btype:x} length {blen} after frame {index}"
+                ):
+                    return
+                continue
             body = self._read(blen - 8)
             if len(body) < blen - 8:
                 stats.anomaly("truncated block", f"block after frame {index} cut at end of file")
                 return
             (trailer,) = struct.unpack_from(endian + "I", body, len(body) - 4)
             if trailer != blen:
-                stats.anomaly(
-                    "bad block length",
+                if not self._pcapng_resync(
+                    (head + body)[1:],
+                    endian,
                     f"block after frame {index}: trailing length {trailer} != {blen}",
-                )
-                return
+                ):
+                    return
+                continue
             body = body[:-4]
             if btype == _IDB:
                 iface = self._parse_idb(endian, body)
@@ -354,6 +427,60 @@ class CaptureReader:
                 stats.anomaly(
                     "unknown pcapng block", f"type 0x{btype:08x} after frame {index}, skipped"
                 )
+
+    def _pcapng_resync(self, window: bytes, endian: str, what: str) -> bool:
+        """After a block whose length is impossible: find the next valid block."""
+        skipped = self._resync(window, lambda w, i: _pcapng_ok(w, i, endian))
+        if skipped is None:
+            self.stats.anomaly(
+                "bad block length",
+                f"{what}; no valid block found after it, reading stopped",
+            )
+            return False
+        self.stats.anomaly(
+            "bad block length", f"{what}; skipped {skipped + 1} bytes to the next valid block"
+        )
+        return True
+
+    def _resync(self, window: bytes, ok: Callable[[bytes, int], int]) -> int | None:
+        """Scan forward from ``window`` (bytes already read past the damage start) for a
+        position where ``ok`` finds a valid record; push the bytes from there back for
+        the reader and return how many were skipped, or None if none is found within
+        :data:`MAX_RESYNC_SCAN` bytes.
+
+        ``ok(window, i)`` returns 1 if a record valid beyond doubt starts at ``i``, 0 if
+        not, and -1 if ``window`` is too short to tell (more is then read). Memory stays
+        bounded: the window never holds much more than one record's worth plus a chunk.
+        """
+        base = 0  # bytes of the damage dropped from the front of ``window``
+        i = 0
+        eof = False
+        while base + i < MAX_RESYNC_SCAN:
+            if i >= len(window) or (not eof and len(window) - i < RESYNC_LOOKAHEAD):
+                more = b"" if eof else self._read(READ_CHUNK)
+                if not more:
+                    eof = True
+                    if i >= len(window):
+                        return None
+                else:
+                    base += i
+                    window = window[i:] + more
+                    i = 0
+                    continue
+            verdict = ok(window, i)
+            if verdict == 1:
+                self._back = window[i:] + self._back
+                return base + i
+            if verdict < 0 and not eof:
+                more = self._read(READ_CHUNK)
+                if more:
+                    base += i
+                    window = window[i:] + more
+                    i = 0
+                    continue
+                eof = True
+            i += 1
+        return None
 
     @staticmethod
     def _parse_idb(endian: str, body: bytes) -> _Interface | None:
