@@ -591,6 +591,21 @@ _V6_FRAGMENT_MAY_BE_TCP = frozenset((*_CARRIERS, *_V6_SKIPPABLE))
 _V6_MAX_HEADERS = 16
 
 
+def _final_destination(buf: bytes, pos: int, size: int, dst: str) -> str:
+    """The address a routed IPv6 packet is finally for, when its routing header still
+    has segments left: the transport header (and its checksum, RFC 8200 section 8.1)
+    belongs to that address, not to the next hop in the IPv6 header. Type 0 (deprecated
+    but in captures) and type 2 (Mobile IPv6) list it last; a segment routing header
+    (type 4, RFC 8754) lists it first. Other types keep the header's destination."""
+    kind = buf[pos + 2]
+    if kind in (0, 2) and size >= 24:
+        last = pos + 8 + ((size - 8) // 16 - 1) * 16
+        return _ntop(_AF6, buf[last : last + 16])
+    if kind == 4 and size >= 24:
+        return _ntop(_AF6, buf[pos + 8 : pos + 24])
+    return dst
+
+
 class Decoder:
     """Decodes captured frames into TCP segments, counting everything it drops.
 
@@ -750,10 +765,12 @@ class Decoder:
                 if pos + 2 > end:
                     raise Damage("truncated ipv6 extension header", f"next header {nh}")
                 size = (buf[pos + 1] + 2) << 2 if nh == _V6_AH else (buf[pos + 1] + 1) << 3
+                if pos + size > end:
+                    raise Damage("truncated ipv6 extension header", f"{size} bytes")
+                if nh == _V6_ROUTING and pos + 4 <= end and buf[pos + 3]:
+                    dst = _final_destination(buf, pos, size, dst)
                 nh = buf[pos]
                 pos += size
-                if pos > end:
-                    raise Damage("truncated ipv6 extension header", f"{size} bytes")
                 continue
             if nh == _V6_FRAGMENT:
                 if pos + 8 > end:
@@ -865,9 +882,13 @@ class Decoder:
         if doff < 20:
             raise Damage("bad tcp data offset", f"{doff} bytes")
         if off + doff > end:
-            if missing:
-                raise Damage("truncated tcp header", f"options cut by snap length at {end - off}")
-            raise Damage("tcp data offset past end", f"data offset {doff}, {end - off} bytes")
+            wire = end + missing - (off + doff)  # payload bytes on the wire
+            if not missing or wire < 0:
+                raise Damage("tcp data offset past end", f"data offset {doff}, {end - off} bytes")
+            # The snap length cut the options: ports, sequence numbers and flags are
+            # all there, so the segment counts (a SYN stays a SYN); none of its payload
+            # was captured.
+            end, missing = off + doff, wire
         self.stats.tcp_segments += 1
         return Segment(
             pkt.timestamp,

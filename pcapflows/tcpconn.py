@@ -124,7 +124,6 @@ class TCPConnection:
         self.rst_from: int | None = None
         self.rst_timestamp: float | None = None
         self.synack_seen_at: float | None = None
-        self.syn_timestamp: float | None = None
         self.setup_timestamp: float | None = None
         self.first_timestamp = seg.timestamp
         self.last_timestamp = seg.timestamp
@@ -205,6 +204,8 @@ class TCPConnection:
         path = (d, seg.tunnel)
         if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
             self.paths[path] = None
+        if seg.timestamp < self.first_timestamp:
+            self.first_timestamp = seg.timestamp
         if seg.timestamp > self.last_timestamp:
             self.last_timestamp = seg.timestamp
         self.last_frame = seg.frame
@@ -230,7 +231,6 @@ class TCPConnection:
                 self.syn_from[d] = True
                 if self.first_syn is None:
                     self.first_syn = d
-                    self.syn_timestamp = seg.timestamp
                 self._mark(d, "S")
         elif (
             has_ack
@@ -333,10 +333,10 @@ class TCPConnection:
             endpoints=self.endpoints,
             client=client,
             handshake_seen=self.syn_from[client] and self.synack_from[1 - client],
-            # The SYN marks the start even when the capture shows it late.
-            first_timestamp=(
-                self.syn_timestamp if self.syn_timestamp is not None else self.first_timestamp
-            ),
+            # The earliest capture time of any of its packets, whatever their capture
+            # order (a SYN captured late, frames merged from two interfaces), as tshark
+            # and Zeek take it.
+            first_timestamp=self.first_timestamp,
             last_timestamp=self.last_timestamp,
             setup_timestamp=self.setup_timestamp,
             first_frame=self.first_frame,

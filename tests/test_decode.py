@@ -26,6 +26,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
+    IPv6ExtHdrSegmentRouting,
     PadN,
     fragment6,
 )
@@ -279,12 +280,14 @@ def test_ethernet_padding_is_not_payload() -> None:
 EXTENSION_CHAINS: dict[str, Callable[[], ScapyPacket]] = {
     "hop-by-hop": lambda: IPv6ExtHdrHopByHop(),
     "hop routing dest": lambda: (
-        IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::99"]) / IPv6ExtHdrDestOpt()
+        IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(addresses=["2001:db8::99"], segleft=0)
+        / IPv6ExtHdrDestOpt()
     ),
     "padded hop, dest, routing, dest": lambda: (
         IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0" * 12)])
         / IPv6ExtHdrDestOpt()
-        / IPv6ExtHdrRouting(addresses=["2001:db8::98", "2001:db8::99"])
+        / IPv6ExtHdrRouting(addresses=["2001:db8::98", "2001:db8::99"], segleft=0)
         / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\0" * 4)])
     ),
     # AH's length is in 4-byte units minus 2: 12-byte ICV -> 24 bytes -> payloadlen 4.
@@ -306,6 +309,32 @@ def test_ipv6_extension_chains(chain: str, linktype: int) -> None:
     frame = bytes(eth() / packet) if linktype == 1 else bytes(packet)
     seg, stats = decode(linktype, frame)
     check(seg, 6)
+    nothing_lost(stats)
+
+
+@pytest.mark.parametrize("segleft", [1, 2])
+def test_routed_ipv6_belongs_to_its_final_destination(segleft: int) -> None:
+    """With segments left in a type 0 routing header, the IPv6 destination is only the
+    next hop: the connection's address is the last one listed (scapy computes the TCP
+    checksum with it too, as RFC 8200 requires)."""
+    final = "2001:db8::99"
+    route = IPv6ExtHdrRouting(addresses=["2001:db8::98", final], segleft=segleft)
+    packet = IPv6(src=SRC6, dst="2001:db8::97") / route / tcp()
+    seg, stats = decode(101, bytes(packet))
+    assert seg is not None and seg.dst == final
+    assert seg.src == SRC6_TEXT and seg.payload == PAYLOAD
+    # The TCP checksum is computed over the final address: the same segment sent
+    # straight to it carries the same checksum.
+    direct = IPv6(bytes(IPv6(src=SRC6, dst=final) / tcp()))
+    assert IPv6(bytes(packet))[TCP].chksum == direct[TCP].chksum
+    nothing_lost(stats)
+
+
+def test_segment_routing_header_lists_the_final_destination_first() -> None:
+    final, next_hop = "2001:db8::99", "2001:db8::97"
+    srh = IPv6ExtHdrSegmentRouting(addresses=[final, "2001:db8::98", next_hop], segleft=2)
+    seg, stats = decode(101, bytes(IPv6(src=SRC6, dst=next_hop) / srh / tcp()))
+    assert seg is not None and seg.dst == final
     nothing_lost(stats)
 
 
@@ -556,14 +585,24 @@ def test_snaplen_truncation_of_a_padded_frame_loses_nothing() -> None:
 
 
 @pytest.mark.parametrize("version", [4, 6])
-def test_snaplen_cut_in_tcp_header_is_an_anomaly(version: int) -> None:
+def test_snaplen_cut_in_tcp_fixed_header_is_an_anomaly(version: int) -> None:
     frame = bytes(eth() / (ip4() if version == 4 else ip6()) / tcp(options=[("MSS", 1460)]))
     header_end = 14 + (20 if version == 4 else 40)
-    for keep in (header_end + 10, header_end + 22):
-        seg, stats = decode(1, frame[:keep], len(frame))
-        assert seg is None
-        assert stats.anomalies == {"truncated tcp header": 1}
-        assert f"frame {FRAME}" in stats.anomaly_details[0]
+    seg, stats = decode(1, frame[: header_end + 10], len(frame))
+    assert seg is None
+    assert stats.anomalies == {"truncated tcp header": 1}
+    assert f"frame {FRAME}" in stats.anomaly_details[0]
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_snaplen_cut_in_tcp_options_keeps_the_segment(version: int) -> None:
+    """Ports, sequence numbers and flags are in the first 20 bytes: with only options
+    cut, the segment counts (a SYN stays a SYN), its whole payload missing."""
+    frame = bytes(eth() / (ip4() if version == 4 else ip6()) / tcp(options=[("MSS", 1460)]))
+    header_end = 14 + (20 if version == 4 else 40)
+    seg, stats = decode(1, frame[: header_end + 22], len(frame))
+    check(seg, version, payload=b"", missing=len(PAYLOAD))
+    nothing_lost(stats)
 
 
 def test_ip_length_beyond_the_wire_is_damage_with_only_the_cut_bytes_missing() -> None:
@@ -692,7 +731,7 @@ def test_random_bytes_never_raise(linktype: int, data: bytes, extra: int) -> Non
 # -- real captures against tshark ---------------------------------------------------------
 
 #: One or two captures per link type and IP feature in scope (every file of the corpus
-#: is compared end to end with tshark in test_tshark_corpus.py; this is the decoder's own
+#: is compared end to end with tshark in test_conformance.py; this is the decoder's own
 #: field-by-field check, kept small so the file runs in seconds).
 CORPUS_FILES = [
     "linktypes/pcapplusplus__sll.pcap",

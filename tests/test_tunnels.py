@@ -5,7 +5,7 @@ the header layouts come from an implementation independent of the decoder. Each 
 checks every field of the inner segment (as in test_decode.py) and every hop of the
 tunnel path. Whole captures of each tunnel type, compared with tshark, are in
 captures/ (test_captures.py); the corpus's real tunnel captures are compared with tshark
-in test_tshark_corpus.py.
+in test_conformance.py.
 """
 
 from __future__ import annotations
