@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hex", action="store_true", help="with --follow: always show hex dumps")
     p.add_argument("--stats", action="store_true", help="print what was read and skipped to stderr")
+    limits = p.add_argument_group("limits (defaults as in the library; see the README)")
+    limits.add_argument(
+        "--idle-timeout", type=float, metavar="S", help="close a connection idle this long"
+    )
+    limits.add_argument("--max-connections", type=int, metavar="N", help="connections open at once")
+    limits.add_argument(
+        "--max-buffer", type=int, metavar="BYTES", help="bytes held above a hole, per direction"
+    )
+    limits.add_argument(
+        "--max-total-buffer", type=int, metavar="BYTES", help="bytes held above holes, in all"
+    )
     p.add_argument("--version", action="version", version=f"pcapflows {__version__}")
     return p
 
@@ -61,13 +72,20 @@ def _print_stats(stats: ReadStats) -> None:
         print(f"damaged {n}: {kind}", file=err)
     for detail in stats.anomaly_details[:20]:
         print(f"  {detail}", file=err)
+    for limit, n in stats.limits.most_common():
+        print(f"limit {limit} cut in {n} time(s)", file=err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return its exit code (also used as the process exit code)."""
     args = _parser().parse_args(argv)
     try:
-        reader = read(args.capture, order="first_packet", warn=False)
+        options = {
+            name: value
+            for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
+            if (value := getattr(args, name)) is not None
+        }
+        reader = read(args.capture, order="first_packet", warn=False, **options)
     except CaptureError as exc:
         print(f"pcapflows: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

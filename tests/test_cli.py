@@ -15,6 +15,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
+from tcptable import CAPTURES
 
 REQUEST = b"GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -175,6 +176,19 @@ def test_stats(capture: Path) -> None:
     r = run(str(capture), "--stats")
     assert r.returncode == 0
     assert b"flows 2" in r.stderr
+
+
+def test_limits_from_the_command_line() -> None:
+    """demo.pcapng has four connections, partly overlapping: with room for one at a
+    time, some are closed early, and the listing and --stats say so."""
+    demo = str(CAPTURES / "demo.pcapng")
+    r = run(demo, "--max-connections", "1", "--stats")
+    assert r.returncode == 0
+    assert b"closed early (connection limit)" in r.stdout
+    assert b"limit max_connections cut in" in r.stderr
+    plain = run(demo)
+    assert b"closed early" not in plain.stdout
+    assert run(demo, "--max-connections", "x").returncode == 2
 
 
 def _endpoint(addr: list[object]) -> str:
