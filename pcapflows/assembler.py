@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pcapflows.reassembly import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
+    BufferPool,
     Conflict,
     Data,
     Gap,
@@ -90,8 +91,8 @@ class Assembler:
         self.linger = linger
         self.max_connections = max(1, max_connections)
         self.max_total_buffer = max_total_buffer
-        #: Bytes held above holes in all open connections.
-        self.buffered = 0
+        #: Bytes held above holes in all open connections (kept by the streams).
+        self._pool = BufferPool()
         #: Connections closed early by ``max_connections``, and buffers released early
         #: by ``max_total_buffer``: what the limits cost, for the statistics.
         self.evicted = 0
@@ -106,6 +107,11 @@ class Assembler:
         self._order = 0
         self.now: float | None = None
         self._jump: float | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held above holes in all open connections."""
+        return self._pool.buffered
 
     @property
     def open_connections(self) -> int:
@@ -152,6 +158,7 @@ class Assembler:
                 seg,
                 keep=self._keep,
                 max_buffer=self._max_buffer,
+                pool=self._pool,
             )
             self._next_conn += 1
             self._next_stream += 1
@@ -161,10 +168,8 @@ class Assembler:
         if clock > conn.touched:
             conn.touched = clock
         was_closed = conn.closed_at is not None
-        held = conn.buffered
         events.extend(conn.feed(seg, self._order))
-        self.buffered += conn.buffered - held
-        if self.buffered > self.max_total_buffer:
+        if self._pool.buffered > self.max_total_buffer:
             self._release(seg.timestamp, events)
         if not was_closed and conn.closed_at is not None:
             conn.closed_clock = clock
@@ -270,17 +275,14 @@ class Assembler:
         open connections is not repeated on every packet)."""
         by_size = sorted(self._by_id.values(), key=lambda c: c.buffered, reverse=True)
         for conn in by_size:
-            if self.buffered <= self.max_total_buffer // 2 or conn.buffered == 0:
+            if self._pool.buffered <= self.max_total_buffer // 2 or conn.buffered == 0:
                 break
-            held = conn.buffered
             events.extend(conn.release(timestamp))
-            self.buffered -= held - conn.buffered
             self.released += 1
 
     def _finish(
         self, conn: TCPConnection, closed_by: str, open_at_end: bool
     ) -> list[AssemblerEvent]:
-        self.buffered -= conn.buffered
         events: list[AssemblerEvent] = list(conn.finish(conn.last_timestamp))
         key = (conn.endpoints[0], conn.endpoints[1])
         if key[1] < key[0]:

@@ -239,7 +239,7 @@ class CaptureReader:
                 return data
             return data + self._read(n - len(data))
         try:
-            data = self._f.read(min(n, READ_CHUNK))
+            data = self._f.read(n if n <= READ_CHUNK else READ_CHUNK)
         except (OSError, EOFError, zlib.error) as exc:
             self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
             return b""

@@ -54,6 +54,17 @@ MAX_HOLES = 256
 MAX_ACK_JUMP = 1 << 24
 
 
+class BufferPool:
+    """Bytes held above holes by a set of half-streams together (an assembler's), kept
+    up to date by the streams themselves so that bounding the total costs nothing on
+    the common in-order path."""
+
+    __slots__ = ("buffered",)
+
+    def __init__(self) -> None:
+        self.buffered = 0
+
+
 @dataclass(slots=True, frozen=True)
 class Data:
     """Contiguous bytes of one direction, at ``offset`` in that direction's stream.
@@ -161,9 +172,12 @@ class HalfStream:
         *,
         keep: int = DEFAULT_KEEP,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        pool: BufferPool | None = None,
     ) -> None:
         self.conn = conn
         self.direction = direction
+        #: Shared with the other streams of an assembler, to bound their total.
+        self.pool = pool if pool is not None else BufferPool()
         self._keep = keep
         self._max_buffer = max_buffer
         self._seq: Unwrapper | None = None
@@ -425,6 +439,7 @@ class HalfStream:
             self._pending.insert(j, p)
             self._pending_starts.insert(j, p.start)
             self.buffered += p.end - p.start
+            self.pool.buffered += p.end - p.start
         return overlapped
 
     @staticmethod
@@ -441,6 +456,7 @@ class HalfStream:
         hole = self._pending.pop(i)
         self._pending_starts.pop(i)
         self.buffered -= hole.end - hole.start
+        self.pool.buffered -= hole.end - hole.start
         new = []
         if hole.start < lo:
             new.append(_Chunk(hole.start, lo, None, hole.timestamp, hole.order))
@@ -451,6 +467,7 @@ class HalfStream:
             self._pending.insert(i + k, c)
             self._pending_starts.insert(i + k, c.start)
             self.buffered += c.end - c.start
+            self.pool.buffered += c.end - c.start
 
     def _deliver(self, events: list[Event]) -> None:
         """Emit every buffered chunk that now starts exactly at ``next``."""
@@ -459,6 +476,7 @@ class HalfStream:
             c = pending.pop(0)
             self._pending_starts.pop(0)
             self.buffered -= c.end - c.start
+            self.pool.buffered -= c.end - c.start
             if c.end <= self.next:
                 continue
             if c.data is None:

@@ -14,6 +14,7 @@ from pcapflows.reassembly import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
     PREFIX_WINDOW,
+    BufferPool,
     Conflict,
     Event,
     Gap,
@@ -105,13 +106,14 @@ class TCPConnection:
         *,
         keep: int = DEFAULT_KEEP,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        pool: BufferPool | None = None,
     ) -> None:
         self.conn = conn
         self.stream = stream
         self.endpoints = ((seg.src, seg.sport), (seg.dst, seg.dport))
         self.halves = (
-            HalfStream(conn, 0, keep=keep, max_buffer=max_buffer),
-            HalfStream(conn, 1, keep=keep, max_buffer=max_buffer),
+            HalfStream(conn, 0, keep=keep, max_buffer=max_buffer, pool=pool),
+            HalfStream(conn, 1, keep=keep, max_buffer=max_buffer, pool=pool),
         )
         self.syn_from = [False, False]
         self.synack_from = [False, False]
@@ -134,6 +136,9 @@ class TCPConnection:
         #: Tunnel paths seen per direction (a dict for its order); most connections
         #: only ever have ``(0, ())`` and ``(1, ())``.
         self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] = {}
+        #: Whether an untunnelled packet was seen per direction (the common case, then
+        #: checked without building a key).
+        self._native = [False, False]
         #: Capture time at which both FINs or a RST were seen; the connection then lingers
         #: briefly so that the last ACK and retransmitted FINs still belong to it.
         self.closed_at: float | None = None
@@ -201,9 +206,13 @@ class TCPConnection:
         d = self.direction_of(seg)
         flags = seg.flags
         self.packets[d] += 1
-        path = (d, seg.tunnel)
-        if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
-            self.paths[path] = None
+        tunnel = seg.tunnel
+        if tunnel or not self._native[d]:
+            if not tunnel:
+                self._native[d] = True
+            path = (d, tunnel)
+            if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
+                self.paths[path] = None
         if seg.timestamp < self.first_timestamp:
             self.first_timestamp = seg.timestamp
         if seg.timestamp > self.last_timestamp:
