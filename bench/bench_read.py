@@ -8,6 +8,15 @@
 Prints packets, flows, seconds, microseconds per packet and the peak of Python
 allocations (tracemalloc, in a second run so that tracing does not slow the timed one).
 Timings belong here, never in unit tests.
+
+Wall-clock figures on a shared machine vary by tens of percent between runs. To compare
+two versions, count instructions instead (repeatable), and take the difference between
+two sizes so that start-up costs cancel:
+
+    PY=$(python -c 'import sys; print(sys.executable)')
+    for n in 300 900; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        $PY bench/bench_read.py --connections $n --no-peak; done
+    # instructions per packet = (I_900 - I_300) / (8 * 600)
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("captures", nargs="*")
     ap.add_argument("--connections", type=int, default=20000)
+    ap.add_argument("--no-peak", action="store_true", help="skip the tracemalloc run")
     args = ap.parse_args()
     sources: list[tuple[str, BinaryIO | str]] = [(c, c) for c in args.captures]
     if not sources:
@@ -70,7 +80,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, pcapflows {pcapflows.__version__}")
     for name, src in sources:
         packets, flows, secs = run(src)
-        top = peak(src)
+        top = 0 if args.no_peak else peak(src)
         print(
             f"{name}: {packets} packets, {flows} flows, {secs:.2f} s, "
             f"{secs / max(packets, 1) * 1e6:.1f} us/packet, "
