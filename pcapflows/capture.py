@@ -132,7 +132,9 @@ def _pcapng_ok(w: bytes, i: int, endian: str) -> int:
             else 0
         )
     btype, blen = struct.unpack_from(endian + "II", w, i)
-    if btype not in _RESYNC_BLOCKS or blen < 12 or blen % 4 or blen > MAX_RECORD:
+    # A block longer than the scan itself is not believed: checking its trailer would
+    # mean holding that much of the file to resynchronize.
+    if btype not in _RESYNC_BLOCKS or blen < 12 or blen % 4 or blen > MAX_RESYNC_SCAN:
         return 0
     if i + blen > len(w):
         return -1

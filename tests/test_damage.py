@@ -233,3 +233,24 @@ def test_real_capture_damaged_mid_file_is_read_past_the_damage(tmp_path: Path) -
         addr = flow.client_conn.peername if from_client else flow.server_conn.address
         assert ours == stream.bytes_from(tuple(addr))  # type: ignore[arg-type]
     assert sum(len(m.content) for m in flow.messages) > 10_000
+
+
+def test_resynchronizing_never_holds_a_claimed_block_in_memory() -> None:
+    """Garbage that looks like the start of an Enhanced Packet Block claiming 60 MiB,
+    followed by 6 MiB of real blocks: the scan does not read ahead to check the fake
+    block's trailer (that would hold the 6 MiB), and finds the real blocks after it."""
+    data, ends = pcapng_blocks()
+    packets = data[ends[0] - (ends[1] - ends[0]) :]  # the EPBs after the headers
+    head = data[: len(data) - len(packets)]
+    copies = 6 * 1024 * 1024 // len(packets) + 1
+    fake = b"\xff" * 4 + struct.pack("<II", 6, 60 * 1024 * 1024) + b"\xee" * 40
+    bad = head + fake + packets * copies
+    source = io.BytesIO(bad)
+    stats = ReadStats()
+    tracemalloc.start()
+    count = sum(1 for _ in CaptureReader(source, stats))  # packets not kept
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == len(ends) * copies
+    assert stats.anomalies == {"bad block length": 1}
+    assert peak < 4_000_000, peak
