@@ -114,6 +114,8 @@ def _pcap_ok(w: bytes, i: int, hdr: struct.Struct, limit: int, units: int, last:
         sec, frac, incl, orig = hdr.unpack_from(w, pos)
         if frac >= units or incl > limit or incl > orig or orig > MAX_RECORD:
             return 0
+        if incl > MAX_RESYNC_SCAN:
+            return 0  # not believed: checking it would mean holding that much
         if last is not None and abs(sec - last) > 86400:
             return 0
         pos += hdr.size + incl
@@ -317,7 +319,10 @@ class CaptureReader:
                     "bytes to the next valid record",
                 )
                 continue
-            last = sec
+            if last is None or abs(sec - last) <= 86400:
+                # Only plausible times move the reference a resynchronization uses,
+                # so that a garbage record read by mistake cannot mislead it.
+                last = sec
             data = self._read(incl)
             index += 1
             if len(data) < incl:

@@ -254,3 +254,24 @@ def test_resynchronizing_never_holds_a_claimed_block_in_memory() -> None:
     assert count == len(ends) * copies
     assert stats.anomalies == {"bad block length": 1}
     assert peak < 4_000_000, peak
+
+
+def test_resynchronizing_a_pcap_never_holds_a_claimed_record() -> None:
+    """The same with classic pcap and a snap length of 0xFFFFFFFF: after an absurd
+    header, a plausible one claiming 60 MiB is not believed."""
+    data, ends = pcap_records(1)
+    header = data[:24]
+    header = header[:16] + struct.pack("<I", 0xFFFFFFFF) + header[20:]
+    records = data[24:]
+    copies = 6 * 1024 * 1024 // len(records) + 1
+    sec = struct.unpack_from("<I", records)[0]
+    fake = struct.pack("<IIII", sec, 0, 60 * 1024 * 1024, 60 * 1024 * 1024)
+    bad = header + records + b"\xff" * 16 + fake + records * copies
+    stats = ReadStats()
+    tracemalloc.start()
+    count = sum(1 for _ in CaptureReader(io.BytesIO(bad), stats))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == len(ends) * (copies + 1)
+    assert stats.anomalies["absurd record length"] == 1
+    assert peak < 4_000_000, peak
