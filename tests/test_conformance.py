@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import conformance as cf
 import pytest
 from tcptable import CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-
-import conformance as cf  # noqa: E402
 
 #: Files whose differences are pcapflows' (not tshark's): each stays unexplained in the
 #: table and is an expected failure here, strictly, so that the fix is noticed (the test
