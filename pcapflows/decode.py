@@ -649,9 +649,7 @@ class Decoder:
             cut = pkt.orig_len - len(data)
             if cut > 0 and end == len(buf):
                 wire_end += cut
-            if proto == IPV4:
-                return self._ipv4(buf, off, end, wire_end, pkt)
-            return self._ipv6(buf, off, end, wire_end, pkt)
+            return self._network(proto, buf, off, end, wire_end, pkt, ())
         except Skip as skip:
             self.stats.skip(str(skip))
         except Damage as damage:
@@ -845,22 +843,27 @@ class Decoder:
         if kind == INNER_IP:
             if pos >= end:
                 raise Damage("truncated tunnel header", f"{name}: no inner packet")
-            inner_version = buf[pos] >> 4
-            if inner_version not in (4, 6):
-                raise Damage("bad ip version", f"inside {name}: version {inner_version}")
+            inner = buf[pos] >> 4
+            if inner not in (IPV4, IPV6):
+                raise Damage("bad ip version", f"inside {name}: version {inner}")
             if name == "ip":
-                name = f"{inner_version}in{version}"
-            hop = TunnelHop(name, src, dst, sport, dport, ident)
-            if inner_version == 4:
-                return self._ipv4(buf, pos, end, end + missing, pkt, (*path, hop))
-            return self._ipv6(buf, pos, end, end + missing, pkt, (*path, hop))
+                name = f"{inner}in{version}"
+            ibuf, ioff, iend = buf, pos, end
+        else:
+            inner, ibuf, ioff, iend = _INNER_LINKS[kind](buf[pos:end])
+        # The inner packet's snap-length cut is the outer one's, unless the inner link
+        # layer says where the packet ends (PPPoE) before the end of what was captured.
+        wire_end = iend + missing if iend == len(ibuf) or kind == INNER_IP else iend
         hop = TunnelHop(name, src, dst, sport, dport, ident)
-        frame = buf[pos:end]
-        inner, ibuf, ioff, iend = _INNER_LINKS[kind](frame)
-        wire_end = iend + missing if iend == len(ibuf) else iend
-        if inner == IPV4:
-            return self._ipv4(ibuf, ioff, iend, wire_end, pkt, (*path, hop))
-        return self._ipv6(ibuf, ioff, iend, wire_end, pkt, (*path, hop))
+        return self._network(inner, ibuf, ioff, iend, wire_end, pkt, (*path, hop))
+
+    def _network(
+        self, proto: int, buf: bytes, off: int, end: int, wire_end: int, pkt: Packet, path: Path
+    ) -> Segment | None:
+        """The IPv4 or IPv6 packet at ``off``, whatever brought us to it."""
+        if proto == IPV4:
+            return self._ipv4(buf, off, end, wire_end, pkt, path)
+        return self._ipv6(buf, off, end, wire_end, pkt, path)
 
     def _tcp(
         self,
