@@ -352,19 +352,18 @@ class HalfStream:
         self._gap_until(target, timestamp, events)
         return events
 
-    def release(self, timestamp: float) -> list[Event]:
-        """Memory is short: give up on every hole with buffered bytes above it (gaps with
-        cause ``"limit"``) and deliver those bytes, leaving nothing buffered."""
+    def release(self, timestamp: float, cause: str = "limit") -> list[Event]:
+        """Give up on every hole with buffered bytes above it (gaps with ``cause``) and
+        deliver those bytes, leaving nothing buffered: memory is short, or (``"end"``)
+        the connection is over."""
         events: list[Event] = []
         while self._pending:
-            self._skip_to_pending(timestamp, events, "limit")
+            self._skip_to_pending(timestamp, events, cause)
         return events
 
     def finish(self, timestamp: float) -> list[Event]:
         """The connection is over: give up on every hole and deliver what is buffered."""
-        events: list[Event] = []
-        while self._pending:
-            self._skip_to_pending(timestamp, events, "end")
+        events = self.release(timestamp, "end")
         if self.fin_offset is not None and self.fin_offset > self.next:
             self._gap(self.fin_offset - self.next, timestamp, events, "end")
         return events

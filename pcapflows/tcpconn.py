@@ -297,17 +297,14 @@ class TCPConnection:
 
     def release(self, timestamp: float) -> list[Event]:
         """Deliver everything buffered above holes, the holes becoming gaps (``limit``)."""
-        events = self.halves[0].release(timestamp)
-        events.extend(self.halves[1].release(timestamp))
-        for e in events:
-            if isinstance(e, Gap):
-                self._mark(e.direction, "G")
-        return events
+        return self._marked(self.halves[0].release(timestamp) + self.halves[1].release(timestamp))
 
     def finish(self, timestamp: float) -> list[Event]:
         """Flush both halves: every remaining hole becomes a gap."""
-        events = self.halves[0].finish(timestamp)
-        events.extend(self.halves[1].finish(timestamp))
+        return self._marked(self.halves[0].finish(timestamp) + self.halves[1].finish(timestamp))
+
+    def _marked(self, events: list[Event]) -> list[Event]:
+        """``events``, after recording their gaps in the history."""
         for e in events:
             if isinstance(e, Gap):
                 self._mark(e.direction, "G")
