@@ -305,21 +305,14 @@ class CaptureReader:
                 return
             sec, frac, incl, orig = hdr.unpack_from(rec)
             if incl > limit:
-                what = f"{incl} bytes (snaplen {snaplen})"
-                valid = partial(_pcap_ok, hdr=hdr, limit=limit, units=units, last=last)
-                skipped = self._resync(rec[1:], valid)
-                if skipped is None:
-                    stats.anomaly(
-                        "absurd record length",
-                        f"record header after frame {index} claims {what}; no valid record "
-                        "found after it, reading stopped",
-                    )
-                    return
-                stats.anomaly(
+                if not self._resume(
                     "absurd record length",
-                    f"record header after frame {index} claims {what}; skipped {skipped + 1} "
-                    "bytes to the next valid record",
-                )
+                    f"record header after frame {index} claims {incl} bytes (snaplen {snaplen})",
+                    "record",
+                    rec[1:],
+                    partial(_pcap_ok, hdr=hdr, limit=limit, units=units, last=last),
+                ):
+                    return
                 continue
             if last is None or abs(sec - last) <= 86400:
                 # Only plausible times move the reference a resynchronization uses,
@@ -385,8 +378,12 @@ class CaptureReader:
                 continue
             btype, blen = struct.unpack(endian + "II", head)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                if not self._pcapng_resync(
-                    head[1:], endian, f"block type 0x{btype:x} length {blen} after frame {index}"
+                if not self._resume(
+                    "bad block length",
+                    f"block type 0x{btype:x} length {blen} after frame {index}",
+                    "block",
+                    head[1:],
+                    partial(_pcapng_ok, endian=endian),
                 ):
                     return
                 continue
@@ -396,10 +393,12 @@ class CaptureReader:
                 return
             (trailer,) = struct.unpack_from(endian + "I", body, len(body) - 4)
             if trailer != blen:
-                if not self._pcapng_resync(
-                    (head + body)[1:],
-                    endian,
+                if not self._resume(
+                    "bad block length",
                     f"block after frame {index}: trailing length {trailer} != {blen}",
+                    "block",
+                    (head + body)[1:],
+                    partial(_pcapng_ok, endian=endian),
                 ):
                     return
                 continue
@@ -437,18 +436,17 @@ class CaptureReader:
                     "unknown pcapng block", f"type 0x{btype:08x} after frame {index}, skipped"
                 )
 
-    def _pcapng_resync(self, window: bytes, endian: str, what: str) -> bool:
-        """After a block whose length is impossible: find the next valid block."""
-        skipped = self._resync(window, lambda w, i: _pcapng_ok(w, i, endian))
+    def _resume(
+        self, kind: str, what: str, unit: str, window: bytes, ok: Callable[[bytes, int], int]
+    ) -> bool:
+        """After a record or block whose header is impossible: find the next valid
+        ``unit`` (``window`` is what was read of the damage, less its first byte) and
+        report the damage as ``kind``; False if reading must stop."""
+        skipped = self._resync(window, ok)
         if skipped is None:
-            self.stats.anomaly(
-                "bad block length",
-                f"{what}; no valid block found after it, reading stopped",
-            )
+            self.stats.anomaly(kind, f"{what}; no valid {unit} found after it, reading stopped")
             return False
-        self.stats.anomaly(
-            "bad block length", f"{what}; skipped {skipped + 1} bytes to the next valid block"
-        )
+        self.stats.anomaly(kind, f"{what}; skipped {skipped + 1} bytes to the next valid {unit}")
         return True
 
     def _resync(self, window: bytes, ok: Callable[[bytes, int], int]) -> int | None:
@@ -464,28 +462,29 @@ class CaptureReader:
         base = 0  # bytes of the damage dropped from the front of ``window``
         i = 0
         eof = False
+
+        def grow() -> bool:
+            """Read another chunk onto the window, dropping what was already tested."""
+            nonlocal window, base, i
+            more = self._read(READ_CHUNK)
+            if not more:
+                return False
+            base += i
+            window = window[i:] + more
+            i = 0
+            return True
+
         while base + i < MAX_RESYNC_SCAN:
-            if i >= len(window) or (not eof and len(window) - i < RESYNC_LOOKAHEAD):
-                more = b"" if eof else self._read(READ_CHUNK)
-                if not more:
-                    eof = True
-                    if i >= len(window):
-                        return None
-                else:
-                    base += i
-                    window = window[i:] + more
-                    i = 0
-                    continue
+            if not eof and len(window) - i < RESYNC_LOOKAHEAD:
+                eof = not grow()
+            if i >= len(window):
+                return None
             verdict = ok(window, i)
             if verdict == 1:
                 self._back = window[i:] + self._back
                 return base + i
             if verdict < 0 and not eof:
-                more = self._read(READ_CHUNK)
-                if more:
-                    base += i
-                    window = window[i:] + more
-                    i = 0
+                if grow():
                     continue
                 eof = True
             i += 1
