@@ -12,16 +12,19 @@ always gives the same result. It never raises on any sequence of segments.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 
 from pcapflows.reassembly import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
+    MIN_BOUND,
     BufferPool,
     Conflict,
     Data,
     Gap,
     GapRetracted,
+    Position,
 )
 from pcapflows.segment import ACK, SYN, Segment
 from pcapflows.tcpconn import ConnectionSummary, TCPConnection
@@ -74,6 +77,29 @@ AssemblerEvent = Data | Gap | Conflict | GapRetracted | Closed
 _Key = tuple[tuple[str, int], tuple[str, int]]
 
 
+@dataclass(slots=True, frozen=True)
+class _Finished:
+    """What is remembered of a finished connection, so that a late packet on its
+    addresses that falls inside its sequence space is taken as its retransmission
+    rather than as a new connection's data."""
+
+    endpoints: tuple[tuple[str, int], tuple[str, int]]
+    client: tuple[str, int]
+    stream: int
+    ends: tuple[Position | None, Position | None]
+
+    def continued_by(self, seg: Segment) -> bool:
+        """Whether ``seg`` (not a SYN) lies in this connection's sequence space: its
+        sequence number in its direction's, or, if that direction sent nothing, its
+        acknowledgment in the other's."""
+        d = 0 if (seg.src, seg.sport) == self.endpoints[0] else 1
+        mine = self.ends[d]
+        if mine is not None:
+            return mine.holds(seg.seq, MIN_BOUND)
+        theirs = self.ends[1 - d]
+        return bool(seg.flags & ACK) and theirs is not None and theirs.holds(seg.ack, MIN_BOUND)
+
+
 class Assembler:
     """Groups segments into connections and reassembles both directions of each."""
 
@@ -101,6 +127,14 @@ class Assembler:
         self._max_buffer = max_buffer
         self._table: dict[_Key, TCPConnection] = {}
         self._by_id: dict[int, TCPConnection] = {}
+        #: The last finished connection of each recent 4-tuple, oldest first, at most
+        #: ``max_connections`` of them (a few hundred bytes each).
+        self._finished: dict[_Key, _Finished] = {}
+        #: Captured payload bytes fed, and where the bytes of finished connections went
+        #: (``HalfStream.buckets``), with the segments and acknowledgments not believed.
+        self.captured = 0
+        self.payload: Counter[str] = Counter()
+        self.implausible: Counter[str] = Counter()
         self._timers: list[tuple[float, int]] = []
         self._next_conn = 0
         self._next_stream = 0
@@ -121,11 +155,12 @@ class Assembler:
     def feed(self, seg: Segment) -> list[AssemblerEvent]:
         """Take one segment (in capture order); return the events it causes."""
         self._order += 1
+        self.captured += len(seg.payload)
         events: list[AssemblerEvent] = []
         self._advance_clock(seg.timestamp)
-        # Timeouts run on the clock, which never goes back: a packet stamped before it
-        # counts as activity now, one stamped after it (an unconfirmed jump) at its own
-        # time.
+        # Memory is reclaimed on the clock, which never goes back: a packet stamped
+        # before it counts as activity now, one stamped after it (an unconfirmed jump)
+        # at its own time.
         clock = seg.timestamp
         if self.now is not None and self.now > clock:
             clock = self.now
@@ -133,16 +168,10 @@ class Assembler:
         b = (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
         conn = self._table.get(key)
-        if (
-            conn is not None
-            and conn.closed_at is None
-            and self.now is not None
-            and seg.timestamp <= self.now
-            and seg.timestamp - conn.last_timestamp > self.idle_timeout
-        ):
-            # Idle for longer than the timeout by this very packet's clock (unless this
-            # packet's time is an unconfirmed jump, see _advance_clock).
-            events.extend(self._finish(conn, "idle", False))
+        if conn is not None and seg.timestamp > self._own_deadline(conn):
+            # Whether a packet still belongs to a connection is judged by the times of
+            # that connection's own packets only, never by other connections' traffic.
+            events.extend(self._finish(conn, self._reason(conn, "idle"), False))
             conn = None
         if conn is not None and seg.flags & (SYN | ACK) == SYN:
             d = conn.direction_of(seg)
@@ -150,21 +179,7 @@ class Assembler:
                 events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
                 conn = None
         if conn is None:
-            if len(self._table) >= self.max_connections:
-                self._evict(events)
-            conn = TCPConnection(
-                self._next_conn,
-                self._next_stream,
-                seg,
-                keep=self._keep,
-                max_buffer=self._max_buffer,
-                pool=self._pool,
-            )
-            self._next_conn += 1
-            self._next_stream += 1
-            self._table[key] = conn
-            self._by_id[conn.conn] = conn
-            heapq.heappush(self._timers, (clock + self.idle_timeout, conn.conn))
+            conn = self._open(key, seg, clock, events)
         if clock > conn.touched:
             conn.touched = clock
         was_closed = conn.closed_at is not None
@@ -173,10 +188,41 @@ class Assembler:
             self._release(seg.timestamp, events)
         if not was_closed and conn.closed_at is not None:
             conn.closed_clock = clock
-            heapq.heappush(self._timers, (clock + self.linger, conn.conn))
+            heapq.heappush(self._timers, (self._deadline(conn), conn.conn))
         if self._timers and self.now is not None and self._timers[0][0] <= self.now:
             self._expire(self.now, events)
         return events
+
+    def _open(
+        self, key: _Key, seg: Segment, clock: float, events: list[AssemblerEvent]
+    ) -> TCPConnection:
+        """A new connection for ``seg``; it continues the last finished connection on
+        the same addresses when ``seg`` falls inside that one's sequence space."""
+        if len(self._table) >= self.max_connections:
+            self._evict(events)
+        conn = TCPConnection(
+            self._next_conn,
+            self._next_stream,
+            seg,
+            keep=self._keep,
+            max_buffer=self._max_buffer,
+            pool=self._pool,
+        )
+        prev = self._finished.pop(key, None)
+        if prev is not None and not seg.flags & SYN and prev.continued_by(seg):
+            swap = conn.endpoints[0] != prev.endpoints[0]
+            for d in (0, 1):
+                pos = prev.ends[1 - d if swap else d]
+                if pos is not None:
+                    conn.halves[d].seed(pos)
+            conn.known_client = 0 if conn.endpoints[0] == prev.client else 1
+            conn.follows = prev.stream
+        self._next_conn += 1
+        self._next_stream += 1
+        self._table[key] = conn
+        self._by_id[conn.conn] = conn
+        heapq.heappush(self._timers, (clock + self.idle_timeout, conn.conn))
+        return conn
 
     def _advance_clock(self, ts: float) -> None:
         """Move capture time forward, ignoring a lone timestamp far in the future.
@@ -229,12 +275,27 @@ class Assembler:
             return "fin"
         return default
 
+    def _linger(self, conn: TCPConnection) -> float:
+        return max(self.linger, ATTEMPT_LINGER) if conn.closed_attempt else self.linger
+
+    def _own_deadline(self, conn: TCPConnection) -> float:
+        """The latest capture time at which a packet still joins ``conn``, judged by
+        the times of its own packets."""
+        idle = conn.last_timestamp + self.idle_timeout
+        if conn.closed_at is None:
+            return idle
+        return min(conn.closed_at + self._linger(conn), idle)
+
     def _deadline(self, conn: TCPConnection) -> float:
+        """When ``conn`` may be reclaimed: its own deadline, and as long again on the
+        clock (which differs from its own times only in captures whose timestamps go
+        back, such as merged files), whichever is later."""
         if conn.closed_at is not None:
-            attempt = conn.close_reason == "rst" and not conn.has_data
-            linger = max(self.linger, ATTEMPT_LINGER) if attempt else self.linger
-            return min(conn.closed_clock + linger, conn.touched + self.idle_timeout)
-        return conn.touched + self.idle_timeout
+            clock = min(conn.closed_clock + self._linger(conn), conn.touched + self.idle_timeout)
+        else:
+            clock = conn.touched + self.idle_timeout
+        own = self._own_deadline(conn)
+        return own if own > clock else clock
 
     def _expire(self, now: float, events: list[AssemblerEvent]) -> None:
         timers = self._timers
@@ -290,10 +351,29 @@ class Assembler:
         if self._table.get(key) is conn:
             del self._table[key]
         self._by_id.pop(conn.conn, None)
+        summary = conn.summary(closed_by, open_at_end)
+        self._remember(key, conn, summary)
         if len(self._timers) > 2 * len(self._by_id) + 64:
             # Timers of finished connections are dropped lazily; rebuild the heap now and
             # then so that it stays proportional to the open connections.
             self._timers = [(self._deadline(c), c.conn) for c in self._by_id.values()]
             heapq.heapify(self._timers)
-        events.append(Closed(conn.conn, conn.summary(closed_by, open_at_end)))
+        events.append(Closed(conn.conn, summary))
         return events
+
+    def _remember(self, key: _Key, conn: TCPConnection, summary: ConnectionSummary) -> None:
+        """Count where the connection's bytes went and keep its end for successors."""
+        for buckets in summary.payload:
+            self.payload.update(buckets)
+        self.implausible["segments"] += sum(summary.implausible_segments)
+        self.implausible["acks"] += sum(summary.implausible_acks)
+        finished = self._finished
+        finished.pop(key, None)
+        finished[key] = _Finished(
+            conn.endpoints,
+            conn.endpoints[summary.client],
+            conn.stream,
+            (conn.halves[0].position(), conn.halves[1].position()),
+        )
+        if len(finished) > self.max_connections:
+            del finished[next(iter(finished))]

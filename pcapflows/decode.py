@@ -606,6 +606,27 @@ def _final_destination(buf: bytes, pos: int, size: int, dst: str) -> str:
     return dst
 
 
+def _window_scale(buf: bytes, pos: int, end: int) -> int | None:
+    """The window scale option (kind 3) among TCP options ``buf[pos:end]``, capped at
+    14 as RFC 7323 requires; None when absent or when the options are malformed."""
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:
+            return None
+        if kind == 1:
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            return None
+        n = buf[pos + 1]
+        if n < 2 or pos + n > end:
+            return None
+        if kind == 3 and n == 3:
+            return min(buf[pos + 2], 14)
+        pos += n
+    return None
+
+
 class Decoder:
     """Decodes captured frames into TCP segments, counting everything it drops.
 
@@ -884,6 +905,7 @@ class Decoder:
         doff = (offx >> 4) << 2
         if doff < 20:
             raise Damage("bad tcp data offset", f"{doff} bytes")
+        opt_end = min(off + doff, end)  # options past the snap length are unknown
         if off + doff > end:
             wire = end + missing - (off + doff)  # payload bytes on the wire
             if not missing or wire < 0:
@@ -893,6 +915,7 @@ class Decoder:
             # was captured.
             end, missing = off + doff, wire
         self.stats.tcp_segments += 1
+        wscale = _window_scale(buf, off + 20, opt_end) if flags & 0x02 and doff > 20 else None
         return Segment(
             pkt.timestamp,
             src,
@@ -907,4 +930,5 @@ class Decoder:
             missing,
             pkt.index,
             path,
+            wscale,
         )

@@ -214,6 +214,8 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
     }
     if s.rst_from is not None:
         meta["rst_from"] = side(s.rst_from)
+    if s.follows is not None:
+        meta["follows"] = s.follows
     if any(path for _, path in s.tunnels):
         meta["tunnels"] = [
             {"from_client": d == ci, "path": [hop.to_dict() for hop in path]}

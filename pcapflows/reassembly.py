@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from pcapflows.pending import Chunk, Pending
 from pcapflows.seqnum import Unwrapper
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
@@ -49,9 +51,31 @@ PREFIX_WINDOW = 1 << 20
 #: peer's ACK made us give up on it) can still fill them.
 MAX_HOLES = 256
 
-#: An acknowledgment further than this past the highest sequence number seen is taken
-#: as bogus (damaged or forged) rather than as proof of a hole of that size.
-MAX_ACK_JUMP = 1 << 24
+#: The plausible window of a direction: a segment (or an acknowledgment) more than this
+#: beyond the highest byte seen in its direction, or more than this below the next byte
+#: to deliver, is not believed (see :meth:`HalfStream.bound`). The floor is 1 MiB, the
+#: bound is twice the largest window the receiver advertised (scaled), the ceiling
+#: 1 GiB (the largest window TCP can advertise, RFC 7323).
+MIN_BOUND = 1 << 20
+MAX_BOUND = 1 << 30
+#: The window scale assumed when the handshake was not captured: the largest allowed
+#: (RFC 7323), as Suricata assumes for connections picked up mid-stream.
+UNKNOWN_SCALE = 14
+
+#: What one buffered piece costs beyond its payload (the piece object, its bytes
+#: object's header, its slot in the sorted structure, its numbers), charged to the
+#: buffer limits so that a million one-byte pieces cost what they really cost.
+CHUNK_COST = 192
+
+#: A new piece is merged with the piece that follows it only while that one is at most
+#: this long (prepending copies it); merging with the piece before it is always cheap.
+MERGE_MAX = 1024
+
+#: What :meth:`HalfStream.segment` says of a segment.
+NEW = 0
+RETRANSMISSION = 1
+#: Not placed: its sequence number is implausible (see :meth:`HalfStream.bound`).
+REFUSED = 2
 
 
 class BufferPool:
@@ -131,22 +155,7 @@ class GapRetracted:
 Event = Data | Gap | Conflict | GapRetracted
 
 
-class _Chunk:
-    """A buffered, not yet deliverable piece; ``data is None`` for snap-length holes."""
-
-    __slots__ = ("data", "end", "order", "start", "timestamp")
-
-    def __init__(
-        self, start: int, end: int, data: bytes | None, timestamp: float, order: int
-    ) -> None:
-        self.start = start
-        self.end = end
-        self.data = data
-        self.timestamp = timestamp
-        self.order = order
-
-
-def _diff_span(a: bytes, b: bytes) -> tuple[int, int]:
+def _diff_span(a: bytes | bytearray, b: bytes | bytearray) -> tuple[int, int]:
     """First and one-past-last index where equal-length ``a`` and ``b`` differ."""
     first = 0
     while a[first] == b[first]:
@@ -157,12 +166,42 @@ def _diff_span(a: bytes, b: bytes) -> tuple[int, int]:
     return first, last
 
 
+class Position(NamedTuple):
+    """The end state of a finished stream (see :meth:`HalfStream.position`)."""
+
+    seq: Unwrapper
+    low: int
+    end: int
+    syn_seen: bool
+    isn: int | None
+    fin_offset: int | None
+    acked_to: int | None
+    peer_window: int
+    peer_scale: int
+
+    def holds(self, raw: int, slack: int) -> bool:
+        """Whether raw sequence number ``raw`` lies in this stream's sequence space, or
+        within ``slack`` of it."""
+        off = self.seq.offset(raw)
+        return self.low - slack <= off <= self.end + slack
+
+
+#: A segment held back because its sequence number looked implausible, waiting for a
+#: second one to confirm the jump: (offset, seq, payload, missing, fin, timestamp, order).
+_Suspect = tuple[int, int, bytes, int, bool, float, int]
+
+
 class HalfStream:
     """Reassembly state of one direction of one connection.
 
     ``conn`` and ``direction`` only label the events. Call :meth:`segment` for every
     segment sent in this direction, :meth:`acked` when the other direction acknowledges
     a sequence number, and :meth:`finish` when the connection ends.
+
+    Every captured payload byte given to :meth:`segment` ends in exactly one of the
+    counters :attr:`delivered`, :attr:`duplicate`, :attr:`conflict`,
+    :attr:`implausible`, :attr:`before_start` and :attr:`after_fin` once the stream is
+    finished (:meth:`buckets`), so that nothing is ever lost without a count.
     """
 
     def __init__(
@@ -189,8 +228,12 @@ class HalfStream:
         #: Raw sequence number of the first SYN, to tell retransmitted SYNs from new ones.
         self.isn: int | None = None
         self.fin_offset: int | None = None
-        self._pending: list[_Chunk] = []
-        self._pending_starts: list[int] = []
+        #: End of the highest bytes delivered as data (not as a gap), None before any.
+        self.data_end: int | None = None
+        #: Highest offset the peer acknowledged (plausible acknowledgments only).
+        self.acked_to: int | None = None
+        self._pending = Pending()
+        #: Bytes held above holes, plus :data:`CHUNK_COST` per piece.
         self.buffered = 0
         # The last delivered bytes, covering [_tail_start, next), for conflict checks.
         self._tail = bytearray()
@@ -200,13 +243,27 @@ class HalfStream:
         self.low = 0
         self.anchored = False
         self._data_seen = False
+        #: Set on a stream that continues the sequence space of a connection already
+        #: finished on the same addresses: bytes below its start are that connection's
+        #: retransmissions.
+        self.successor = False
         #: Declared gaps that late segments may still fill: sorted [start, end) pairs.
         self._holes: list[list[int]] = []
-        #: Counters for the connection's metadata and history.
+        #: Largest window the peer advertised (as on the wire) and the scale it applies.
+        self.peer_window = 0
+        self.peer_scale = UNKNOWN_SCALE
+        self._suspect: _Suspect | None = None
+        #: Where the captured payload bytes went (see :meth:`buckets`).
         self.delivered = 0
-        self.gap_bytes = 0
-        self.retransmitted = 0
+        self.duplicate = 0
+        self.conflict = 0
+        self.implausible = 0
         self.before_start = 0
+        self.after_fin = 0
+        #: Bytes declared missing (gaps), segments and acknowledgments not believed.
+        self.gap_bytes = 0
+        self.implausible_segments = 0
+        self.implausible_acks = 0
         self.keepalives = 0
 
     @property
@@ -219,9 +276,72 @@ class HalfStream:
         """Whether bytes wait above a hole."""
         return bool(self._pending)
 
+    @property
+    def fin_acked(self) -> bool:
+        """Whether the peer acknowledged this direction's FIN."""
+        return (
+            self.fin_offset is not None
+            and self.acked_to is not None
+            and self.acked_to > self.fin_offset
+        )
+
     def offset_of(self, raw: int) -> int | None:
         """Relative offset of a raw sequence number, or None before the first segment."""
         return None if self._seq is None else self._seq.offset(raw)
+
+    def bound(self) -> int:
+        """How far beyond the highest byte seen a segment may plausibly start.
+
+        A receiver never accepts bytes beyond the window it advertised, so a segment
+        much further ahead is damage or forgery, not data: Suricata drops segments
+        outside the receiver's window ("packet out of window") and Zeek refuses
+        sequence numbers it cannot place. pcapflows allows twice the largest window
+        the peer advertised, scaled (window updates race with data), at least 1 MiB
+        and at most 1 GiB.
+        """
+        b = 2 * (self.peer_window << self.peer_scale)
+        return MIN_BOUND if b < MIN_BOUND else (MAX_BOUND if b > MAX_BOUND else b)
+
+    def buckets(self) -> dict[str, int]:
+        """Where the captured payload bytes of this direction went."""
+        return {
+            "delivered": self.delivered,
+            "duplicate": self.duplicate,
+            "conflict": self.conflict,
+            "implausible": self.implausible,
+            "before_start": self.before_start,
+            "after_fin": self.after_fin,
+        }
+
+    def position(self) -> Position | None:
+        """Where this (finished) stream ended, for a connection that may continue it;
+        None if this direction sent nothing."""
+        if self._seq is None:
+            return None
+        return Position(
+            self._seq.copy(),
+            self.low,
+            max(self.next, self.high),
+            self.syn_seen,
+            self.isn,
+            self.fin_offset,
+            self.acked_to,
+            self.peer_window,
+            self.peer_scale,
+        )
+
+    def seed(self, pos: Position) -> None:
+        """Continue the sequence space of a finished stream of the same direction and
+        addresses: its bytes are never delivered again (they are retransmissions)."""
+        self._seq = pos.seq.copy()
+        self.next = self.low = self.high = self._tail_start = self.data_end = pos.end
+        self.anchored = self._data_seen = self.successor = True
+        self.syn_seen = pos.syn_seen
+        self.isn = pos.isn
+        self.fin_offset = pos.fin_offset
+        self.acked_to = pos.acked_to
+        self.peer_window = pos.peer_window
+        self.peer_scale = pos.peer_scale
 
     # -- input -------------------------------------------------------------------------
 
@@ -234,11 +354,59 @@ class HalfStream:
         fin: bool,
         timestamp: float,
         order: int,
-    ) -> tuple[list[Event], bool]:
-        """Take one segment; return the events it causes and whether it was a retransmission.
+    ) -> tuple[list[Event], int]:
+        """Take one segment; return its events and :data:`NEW`, :data:`RETRANSMISSION`
+        or :data:`REFUSED` (an implausible sequence number: nothing was placed).
 
         ``missing`` payload bytes followed ``payload`` on the wire but were not captured.
         """
+        if self._seq is not None and not syn:
+            off = self._seq.offset(seq)
+            length = len(payload) + missing
+            if not self._plausible(off, length):
+                return self._suspicious((off, seq, payload, missing, fin, timestamp, order))
+            if self._suspect is not None:
+                self._drop_suspect()
+        return self._place(seq, payload, missing, syn, fin, timestamp, order)
+
+    def _plausible(self, off: int, length: int) -> bool:
+        top = self.high if self.high > self.next else self.next
+        if off <= top and off + length >= self.next:
+            return True  # the common case, without computing the bound
+        b = self.bound()
+        return off <= top + b and off + length >= min(self.next, self.low) - b
+
+    def _suspicious(self, s: _Suspect) -> tuple[list[Event], int]:
+        """An implausible segment: held back, unless it confirms the one held before
+        (two segments agreeing on a jump mean the capture lost that much)."""
+        prev = self._suspect
+        if prev is not None and abs(s[0] - prev[0]) <= self.bound():
+            self._suspect = None
+            events, _ = self._place(prev[1], prev[2], prev[3], False, prev[4], prev[5], prev[6])
+            more, status = self._place(s[1], s[2], s[3], False, s[4], s[5], s[6])
+            return events + more, status
+        if prev is not None:
+            self._drop_suspect()
+        self._suspect = s
+        return [], REFUSED
+
+    def _drop_suspect(self) -> None:
+        s = self._suspect
+        if s is not None:
+            self.implausible += len(s[2])
+            self.implausible_segments += 1
+            self._suspect = None
+
+    def _place(
+        self,
+        seq: int,
+        payload: bytes,
+        missing: int,
+        syn: bool,
+        fin: bool,
+        timestamp: float,
+        order: int,
+    ) -> tuple[list[Event], int]:
         events: list[Event] = []
         if self._seq is None:
             # SYN occupies one sequence number, so data starts one after it.
@@ -249,7 +417,12 @@ class HalfStream:
             self.isn = seq
             if not self.anchored and self.delivered == 0 and not self._pending:
                 # Only empty packets so far (say a stray ACK with its own numbering):
-                # the SYN defines the stream.
+                # the SYN defines the stream; what was learnt moves with it.
+                shift = -1 - self._seq.offset(seq)
+                if self.fin_offset is not None:
+                    self.fin_offset += shift
+                if self.acked_to is not None:
+                    self.acked_to += shift
                 self._seq = Unwrapper(seq, -1)
                 self.next = self.low = self.high = 0
                 self._tail_start = 0
@@ -268,11 +441,24 @@ class HalfStream:
             off += 1
         length = len(payload) + missing
         end = off + length
-        if fin and self.fin_offset is None:
+        if fin and self.fin_offset is None and (self.data_end is None or end >= self.data_end):
+            # A FIN below bytes already delivered contradicts them and is not believed.
             self.fin_offset = end
             self._retract_from(end, events)
+            self._drop_after(end)
+        elif self.fin_offset is not None and end > self.fin_offset:
+            # Bytes beyond the FIN are not part of the stream.
+            keep = max(self.fin_offset - off, 0)
+            self.after_fin += max(len(payload) - keep, 0)
+            if keep < len(payload):
+                payload = payload[:keep]
+                missing = 0
+            else:
+                missing = keep - len(payload)
+            length = keep
+            end = off + length
         if length == 0:
-            return events, False
+            return events, NEW
         if not self.anchored and not self._data_seen:
             # Mid-stream: the first bytes seen (not the first empty ACK, whose number
             # may be the FIN's or beyond) start the stream.
@@ -283,46 +469,45 @@ class HalfStream:
             self.high = end
         if off < self.low:
             cut = min(self.low - off, length)
+            captured = min(cut, len(payload))
             if not self.anchored and self.low - off <= PREFIX_WINDOW:
                 # Earlier bytes of a stream picked up mid-stream: the stream grows down.
                 top = off + cut
                 if top < self.low:
                     self._hole(top, self.low - top, timestamp, events, "unseen")
-                self._emit(
-                    off,
-                    payload[:cut],
-                    max(0, cut - len(payload)),
-                    timestamp,
-                    order,
-                    events,
-                    fill=True,
-                )
+                self._emit(off, payload[:cut], max(0, cut - len(payload)), timestamp, order, events)
                 self.low = off
+            elif self.successor:
+                # Bytes the finished connection before this one already had.
+                self.duplicate += captured
             else:
                 # Before the SYN, or too far below the start to believe.
-                self.before_start += cut
+                self.before_start += captured
             if cut == length:
-                return events, True
+                return events, RETRANSMISSION
             if cut < len(payload):
                 payload = payload[cut:]
             else:
                 missing -= cut - len(payload)
                 payload = b""
             off += cut
-        retrans = False
+        status = NEW
         if off < self.next:
-            retrans = True
+            status = RETRANSMISSION
             overlap = min(end, self.next) - off
             if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
                 # A keep-alive probe: one garbage byte (or none) below the next
                 # expected byte. It is not data and not a conflict.
                 self.keepalives += 1
-                return events, True
-            self._fill_holes(off, payload[:overlap], timestamp, order, events)
-            self._check_delivered(off, payload[:overlap], timestamp, events)
-            self.retransmitted += overlap
+                self.duplicate += len(payload)
+                return events, RETRANSMISSION
+            old = payload[:overlap]
+            filled = self._fill_holes(off, old, timestamp, order, events)
+            differ = self._check_delivered(off, old, timestamp, events)
+            self.duplicate += len(old) - filled - differ
+            self.conflict += differ
             if end <= self.next:
-                return events, True
+                return events, RETRANSMISSION
             cut = self.next - off
             if cut < len(payload):
                 payload = payload[cut:]
@@ -331,23 +516,35 @@ class HalfStream:
                 payload = b""
             off = self.next
         if payload:
-            retrans |= self._insert(off, off + len(payload), payload, timestamp, order, events)
+            if self._insert(off, off + len(payload), payload, timestamp, order, events):
+                status = RETRANSMISSION
         if missing > 0:
             self._insert(off + len(payload), end, None, timestamp, order, events)
         self._deliver(events)
         if self.buffered > self._max_buffer:
             self._skip_to_pending(timestamp, events, "limit")
-        return events, retrans
+        return events, status
 
     def acked(self, ack: int, timestamp: float) -> list[Event]:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
         events: list[Event] = []
-        if self._seq is None or not (self.anchored or self._data_seen):
+        if self._seq is None:
             return events
         target = self._seq.offset(ack)
+        top = self.high if self.high > self.next else self.next
+        if target > top or target < self.next:
+            b = self.bound()
+            if target > top + b or target < min(self.next, self.low) - b:
+                # Not an acknowledgment any receiver could send: damage or forgery.
+                self.implausible_acks += 1
+                return events
+        if self.acked_to is None or target > self.acked_to:
+            self.acked_to = target
+        if not (self.anchored or self._data_seen):
+            return events
         if self.fin_offset is not None and target > self.fin_offset:
             target = self.fin_offset
-        if target <= self.next or target > self.high + MAX_ACK_JUMP:
+        if target <= self.next:
             return events
         self._gap_until(target, timestamp, events)
         return events
@@ -362,7 +559,10 @@ class HalfStream:
         return events
 
     def finish(self, timestamp: float) -> list[Event]:
-        """The connection is over: give up on every hole and deliver what is buffered."""
+        """The connection is over: give up on every hole and deliver what is buffered.
+
+        A segment still held back as implausible is counted as such."""
+        self._drop_suspect()
         events = self.release(timestamp, "end")
         if self.fin_offset is not None and self.fin_offset > self.next:
             self._gap(self.fin_offset - self.next, timestamp, events, "end")
@@ -370,19 +570,20 @@ class HalfStream:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _check_delivered(
-        self, off: int, data: bytes, timestamp: float, events: list[Event]
-    ) -> None:
-        """Compare a retransmitted copy with the delivered bytes still remembered."""
+    def _check_delivered(self, off: int, data: bytes, timestamp: float, events: list[Event]) -> int:
+        """Compare a retransmitted copy with the delivered bytes still remembered;
+        return how many bytes the reported conflict spans."""
         lo = max(off, self._tail_start)
-        hi = off + len(data)
+        hi = min(off + len(data), self._tail_start + len(self._tail))
         if hi <= lo:
-            return
-        old = bytes(self._tail[lo - self._tail_start : hi - self._tail_start])
+            return 0
+        old = self._tail[lo - self._tail_start : hi - self._tail_start]
         new = data[lo - off : hi - off]
-        if len(old) == len(new) and old != new:
-            first, last = _diff_span(old, new)
-            events.append(Conflict(self.conn, self.direction, lo + first, last - first, timestamp))
+        if old == new:
+            return 0
+        first, last = _diff_span(old, new)
+        events.append(Conflict(self.conn, self.direction, lo + first, last - first, timestamp))
+        return last - first
 
     def _insert(
         self,
@@ -398,98 +599,144 @@ class HalfStream:
         A snap-length hole (``data is None``) never replaces bytes, and real bytes
         replace a snap-length hole (the capture simply got them the second time).
         """
-        overlapped = False
-        pieces: list[_Chunk] = []
-        i = bisect.bisect_right(self._pending_starts, start) - 1
-        if i < 0:
-            i = 0
         cur = start
-        while cur < end:
-            # Find the first buffered chunk that ends after cur.
-            while i < len(self._pending) and self._pending[i].end <= cur:
-                i += 1
-            nxt = self._pending[i] if i < len(self._pending) else None
-            if nxt is None or nxt.start >= end:
-                pieces.append(self._piece(start, cur, end, data, timestamp, order))
-                break
-            if nxt.start > cur:
-                pieces.append(self._piece(start, cur, nxt.start, data, timestamp, order))
-                cur = nxt.start
-            # Overlap with nxt over [cur, ov_end).
-            ov_end = min(end, nxt.end)
-            overlapped = True
-            if nxt.data is not None and data is not None:
-                old = nxt.data[cur - nxt.start : ov_end - nxt.start]
-                new = data[cur - start : ov_end - start]
-                if old != new:
-                    first, last = _diff_span(old, new)
-                    events.append(
-                        Conflict(self.conn, self.direction, cur + first, last - first, timestamp)
-                    )
-            elif nxt.data is None and data is not None:
-                # Replace the unknown bytes of a snap-length hole with real ones.
-                self._split_hole(
-                    i, cur, ov_end, data[cur - start : ov_end - start], timestamp, order
-                )
-                i = bisect.bisect_right(self._pending_starts, cur) - 1
-            cur = ov_end
-        for p in pieces:
-            j = bisect.bisect_left(self._pending_starts, p.start)
-            self._pending.insert(j, p)
-            self._pending_starts.insert(j, p.start)
-            self.buffered += p.end - p.start
-            self.pool.buffered += p.end - p.start
-        return overlapped
+        fresh: list[tuple[int, int]] = []
+        holes: list[tuple[Chunk, int, int]] = []
+        overlapping = self._pending.overlapping(start, end)
+        for c in overlapping:
+            lo = c.start if c.start > cur else cur
+            hi = c.end if c.end < end else end
+            if lo > cur:
+                fresh.append((cur, lo))
+            if data is not None:
+                if c.data is None:
+                    holes.append((c, lo, hi))
+                else:
+                    old = c.data[lo - c.start : hi - c.start]
+                    new = data[lo - start : hi - start]
+                    differ = 0
+                    if old != new:
+                        first, last = _diff_span(old, new)
+                        differ = last - first
+                        events.append(
+                            Conflict(self.conn, self.direction, lo + first, differ, timestamp)
+                        )
+                    self.conflict += differ
+                    self.duplicate += hi - lo - differ
+            cur = hi
+        if cur < end:
+            fresh.append((cur, end))
+        if holes:
+            assert data is not None  # only real bytes replace a snap-length hole
+            for c, lo, hi in holes:
+                self._split_hole(c, lo, hi, data[lo - start : hi - start], timestamp, order)
+        for lo, hi in fresh:
+            part = None if data is None else data[lo - start : hi - start]
+            self._add(Chunk(lo, hi, part, timestamp, order))
+        return bool(overlapping)
 
-    @staticmethod
-    def _piece(
-        start: int, lo: int, hi: int, data: bytes | None, timestamp: float, order: int
-    ) -> _Chunk:
-        part = None if data is None else data[lo - start : hi - start]
-        return _Chunk(lo, hi, part, timestamp, order)
+    def _charge(self, amount: int) -> None:
+        self.buffered += amount
+        self.pool.buffered += amount
+
+    def _add(self, c: Chunk) -> None:
+        """Buffer a piece that overlaps none, merged with data pieces it touches."""
+        pend = self._pending
+        cost = c.end - c.start + CHUNK_COST
+        data = c.data
+        if data is None or c.start <= self.next:
+            # A piece that is delivered at once is left alone.
+            pend.add(c)
+            self._charge(cost)
+            return
+        # Pieces that wait are merged: one event, with the first byte's time, for a run
+        # that is delivered at once, and one overhead instead of many.
+        prev = pend.before(c.start)
+        if prev is not None and prev.end == c.start and prev.data is not None:
+            grown = prev.data if isinstance(prev.data, bytearray) else bytearray(prev.data)
+            grown += data
+            prev.data = data = grown
+            prev.end = c.end
+            if c.order > prev.order:
+                prev.order = c.order
+            cost -= CHUNK_COST
+            c = prev
+        nxt = pend.starting_at(c.end)
+        # Appending copies the next piece: only when it is short, or no longer than this
+        # one (so that each byte is copied a logarithmic number of times at most).
+        if nxt is not None and nxt.data is not None and len(nxt.data) <= max(MERGE_MAX, len(data)):
+            pend.remove(nxt)
+            grown = data if isinstance(data, bytearray) else bytearray(data)
+            grown += nxt.data
+            c.data = grown
+            c.end = nxt.end
+            if nxt.order > c.order:
+                c.order = nxt.order
+            cost -= CHUNK_COST
+        if c is not prev:
+            pend.add(c)
+        self._charge(cost)
 
     def _split_hole(
-        self, i: int, lo: int, hi: int, data: bytes, timestamp: float, order: int
+        self, hole: Chunk, lo: int, hi: int, data: bytes, timestamp: float, order: int
     ) -> None:
-        """Replace ``[lo, hi)`` of the snap-length hole chunk ``i`` with ``data``."""
-        hole = self._pending.pop(i)
-        self._pending_starts.pop(i)
-        self.buffered -= hole.end - hole.start
-        self.pool.buffered -= hole.end - hole.start
-        new = []
+        """Replace ``[lo, hi)`` of the snap-length hole ``hole`` with ``data``."""
+        self._pending.remove(hole)
+        self._charge(-(hole.end - hole.start + CHUNK_COST))
         if hole.start < lo:
-            new.append(_Chunk(hole.start, lo, None, hole.timestamp, hole.order))
-        new.append(_Chunk(lo, hi, data, timestamp, order))
+            self._add(Chunk(hole.start, lo, None, hole.timestamp, hole.order))
         if hi < hole.end:
-            new.append(_Chunk(hi, hole.end, None, hole.timestamp, hole.order))
-        for k, c in enumerate(new):
-            self._pending.insert(i + k, c)
-            self._pending_starts.insert(i + k, c.start)
-            self.buffered += c.end - c.start
-            self.pool.buffered += c.end - c.start
+            self._add(Chunk(hi, hole.end, None, hole.timestamp, hole.order))
+        self._add(Chunk(lo, hi, data, timestamp, order))
+
+    def _drop_after(self, fin_offset: int) -> None:
+        """The FIN is at ``fin_offset``: buffered bytes beyond it are not the stream."""
+        pend = self._pending
+        while pend and pend.last().end > fin_offset:
+            c = pend.pop_last()
+            self._charge(-(c.end - c.start + CHUNK_COST))
+            if c.start < fin_offset:
+                keep = fin_offset - c.start
+                if c.data is not None:
+                    self.after_fin += len(c.data) - keep
+                    c.data = c.data[:keep]
+                c.end = fin_offset
+                self._add(c)
+                break
+            if c.data is not None:
+                self.after_fin += len(c.data)
 
     def _deliver(self, events: list[Event]) -> None:
-        """Emit every buffered chunk that now starts exactly at ``next``."""
-        pending = self._pending
-        while pending and pending[0].start <= self.next:
-            c = pending.pop(0)
-            self._pending_starts.pop(0)
-            self.buffered -= c.end - c.start
-            self.pool.buffered -= c.end - c.start
+        """Emit every buffered piece that now starts exactly at ``next``."""
+        pend = self._pending
+        while pend and pend.first().start <= self.next:
+            c = pend.pop_first()
+            self._charge(-(c.end - c.start + CHUNK_COST))
             if c.end <= self.next:
+                if c.data is not None:
+                    self.duplicate += len(c.data)
                 continue
             if c.data is None:
                 self._gap(c.end - self.next, c.timestamp, events, "snaplen")
                 continue
-            data = c.data[self.next - c.start :]
+            skip = self.next - c.start
+            if skip:
+                self.duplicate += skip
+            raw = c.data
+            data = bytes(raw[skip:]) if skip or isinstance(raw, bytearray) else raw
             events.append(Data(self.conn, self.direction, self.next, data, c.timestamp, c.order))
             self.delivered += len(data)
             self.next += len(data)
+            self.data_end = self.next
             self._tail += data
             if len(self._tail) > 2 * self._keep:
                 drop = len(self._tail) - self._keep
                 del self._tail[:drop]
                 self._tail_start += drop
+
+    def _data_to(self, end: int) -> None:
+        if self.data_end is None or end > self.data_end:
+            self.data_end = end
 
     def _hole(
         self, start: int, length: int, timestamp: float, events: list[Event], cause: str
@@ -528,23 +775,24 @@ class HalfStream:
         timestamp: float,
         order: int,
         events: list[Event],
-        *,
-        fill: bool,
     ) -> None:
         """Deliver bytes outside the normal in-order path (prefix data)."""
         if data:
-            events.append(Data(self.conn, self.direction, start, data, timestamp, order, fill))
+            events.append(Data(self.conn, self.direction, start, data, timestamp, order, True))
             self.delivered += len(data)
+            self._data_to(start + len(data))
         if missing > 0:
             self._hole(start + len(data), missing, timestamp, events, "snaplen")
 
     def _fill_holes(
         self, off: int, data: bytes, timestamp: float, order: int, events: list[Event]
-    ) -> None:
-        """Deliver the parts of a late segment that fall into declared gaps."""
+    ) -> int:
+        """Deliver the parts of a late segment that fall into declared gaps; return how
+        many bytes that was."""
         if not self._holes or not data:
-            return
+            return 0
         end = off + len(data)
+        filled = 0
         new: list[list[int]] = []
         for h0, h1 in self._holes:
             lo, hi = max(off, h0), min(end, h1)
@@ -556,13 +804,16 @@ class HalfStream:
                     self.conn, self.direction, lo, data[lo - off : hi - off], timestamp, order, True
                 )
             )
-            self.delivered += hi - lo
+            filled += hi - lo
             self.gap_bytes -= hi - lo
+            self._data_to(hi)
             if h0 < lo:
                 new.append([h0, lo])
             if hi < h1:
                 new.append([hi, h1])
+        self.delivered += filled
         self._holes = new
+        return filled
 
     def _gap(self, length: int, timestamp: float, events: list[Event], cause: str) -> None:
         self._hole(self.next, length, timestamp, events, cause)
@@ -574,21 +825,22 @@ class HalfStream:
 
     def _gap_until(self, target: int, timestamp: float, events: list[Event]) -> None:
         """Give up on every hole below ``target``, delivering buffered bytes between."""
+        pend = self._pending
         while self.next < target:
-            if self._pending and self._pending[0].start <= self.next:
+            if pend and pend.first().start <= self.next:
                 self._deliver(events)
                 continue
             hole_end = target
-            if self._pending and self._pending[0].start < target:
-                hole_end = self._pending[0].start
+            if pend and pend.first().start < target:
+                hole_end = pend.first().start
             self._gap(hole_end - self.next, timestamp, events, "ack")
             self._deliver(events)
 
     def _skip_to_pending(self, timestamp: float, events: list[Event], cause: str) -> None:
-        """Declare the hole before the first buffered chunk a gap and deliver on from it."""
+        """Declare the hole before the first buffered piece a gap and deliver on from it."""
         if not self._pending:
             return
-        first = self._pending[0].start
+        first = self._pending.first().start
         if first > self.next:
             self._gap(first - self.next, timestamp, events, cause)
         self._deliver(events)

@@ -57,6 +57,8 @@ class Segment:
     (IPv6 compressed); ``seq`` and ``ack`` are the raw 32-bit header values. ``frame`` is
     the 1-based record number in the capture, for reports. ``tunnel`` lists the
     encapsulations around the segment's IP packet, outermost first (empty for most).
+    ``wscale`` is the window scale option of a SYN (RFC 7323), None when absent; it
+    tells how far ahead of the stream a segment may plausibly be.
     """
 
     timestamp: float
@@ -72,3 +74,4 @@ class Segment:
     missing: int = 0
     frame: int = 0
     tunnel: tuple[TunnelHop, ...] = ()
+    wscale: int | None = None

@@ -51,6 +51,11 @@ class Unwrapper:
             self._ref_raw = raw & MASK
         return off
 
+    def copy(self) -> Unwrapper:
+        """An independent unwrapper at the same reference point (for a successor
+        connection that continues this one's sequence space)."""
+        return Unwrapper(self._ref_raw, self._ref_off)
+
     def raw(self, offset: int) -> int:
         """The raw 32-bit value of a relative offset (for reports)."""
         return (self._ref_raw + (offset - self._ref_off)) & MASK

@@ -14,6 +14,8 @@ from pcapflows.reassembly import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
     PREFIX_WINDOW,
+    REFUSED,
+    RETRANSMISSION,
     BufferPool,
     Conflict,
     Event,
@@ -64,6 +66,13 @@ class ConnectionSummary:
     #: Distinct ``(direction, tunnel path)`` pairs the segments came with, in order of
     #: first appearance (at most :data:`MAX_TUNNEL_PATHS`).
     tunnels: list[tuple[int, tuple[TunnelHop, ...]]] = field(default_factory=list)
+    #: Where each direction's captured payload bytes went (``HalfStream.buckets``).
+    payload: list[dict[str, int]] = field(default_factory=lambda: [{}, {}])
+    #: Segments and acknowledgments per direction whose numbers were not believed.
+    implausible_segments: list[int] = field(default_factory=lambda: [0, 0])
+    implausible_acks: list[int] = field(default_factory=lambda: [0, 0])
+    #: Stream index of the finished connection whose sequence space this one continues.
+    follows: int | None = None
 
 
 def decide_client(
@@ -71,12 +80,14 @@ def decide_client(
     synack_from: list[bool],
     first_syn: int | None,
     ports: tuple[int, int],
+    known: int | None = None,
 ) -> int:
     """Which side (0 = first sender, 1 = the other) is the client.
 
     1. The sender of a SYN without ACK (the first one if both sides sent one).
     2. Else the receiver of a SYN-ACK.
-    3. Else (picked up mid-stream) the side not on the likely server port: a well-known
+    3. Else ``known``: the client of the finished connection this one continues.
+    4. Else (picked up mid-stream) the side not on the likely server port: a well-known
        port (< 1024) against one that is not, else the lower port. Equal ports leave
        the first sender as the client.
     """
@@ -86,6 +97,8 @@ def decide_client(
         return 0 if syn_from[0] else 1
     if synack_from[0] != synack_from[1]:
         return 1 if synack_from[0] else 0
+    if known is not None:
+        return known
     pa, pb = ports
     wa, wb = pa < WELL_KNOWN, pb < WELL_KNOWN
     if wa != wb:
@@ -139,15 +152,27 @@ class TCPConnection:
         #: Whether an untunnelled packet was seen per direction (the common case, then
         #: checked without building a key).
         self._native = [False, False]
-        #: Capture time at which both FINs or a RST were seen; the connection then lingers
-        #: briefly so that the last ACK and retransmitted FINs still belong to it.
+        #: The connection's own time (its latest packet's timestamp) when a RST was seen
+        #: or both FINs were acknowledged; it then lingers briefly so that the last ACK
+        #: and retransmitted FINs still belong to it. Until both FINs are acknowledged
+        #: the sender may still retransmit, so a FIN alone does not start the linger.
         self.closed_at: float | None = None
+        #: Whether the close was a reset before any data (a connection attempt, whose
+        #: SYN retries linger longer); fixed at the close so that later packets do not
+        #: change the deadline after the fact.
+        self.closed_attempt = False
         #: The assembler's clock at this connection's last packet and at its close.
-        #: Timeouts are measured with these rather than with the packets' own times,
-        #: so that packets whose timestamps lie far behind the clock (a capture merged
-        #: from files of different years) are not expired as soon as they are seen.
+        #: Memory is reclaimed on this clock as well as on the connection's own time, so
+        #: that packets whose timestamps lie far behind the clock (a capture merged from
+        #: files of different years) are not expired as soon as they are seen.
         self.touched = seg.timestamp
         self.closed_clock = seg.timestamp
+        #: The client side of the connection this one continues, and its stream index.
+        self.known_client: int | None = None
+        self.follows: int | None = None
+        #: Window scale option of each side's SYN, and whether that SYN was seen.
+        self._wscale: list[int | None] = [None, None]
+        self._syn_opts = [False, False]
         #: "fin" or "rst": how the connection closed. A RST after both FINs (common for
         #: a retransmitted FIN that meets a closed socket) does not make a clean close an
         #: error.
@@ -223,24 +248,7 @@ class TCPConnection:
         if has_ack and self.first_ack[d] is None:
             self.first_ack[d] = seg.ack
         if syn:
-            if has_ack:
-                if not self.synack_from[d]:
-                    self.synack_ack[d] = seg.ack
-                self.synack_from[d] = True
-                self._mark(d, "H")
-                if self.synack_seen_at is None:
-                    self.synack_seen_at = seg.timestamp
-            else:
-                if self.closed_at is not None and self.halves[d].isn == seg.seq:
-                    # A retried SYN reopens the attempt the RST had closed.
-                    self.closed_at = None
-                    self.close_reason = None
-                    self.rst_from = None
-                    self.rst_timestamp = None
-                self.syn_from[d] = True
-                if self.first_syn is None:
-                    self.first_syn = d
-                self._mark(d, "S")
+            self._syn(seg, d, has_ack)
         elif (
             has_ack
             and self.setup_timestamp is None
@@ -249,23 +257,11 @@ class TCPConnection:
         ):
             # The client's first ACK after the SYN-ACK completes the handshake.
             self.setup_timestamp = seg.timestamp
-        if flags & FIN:
-            self.fin_from[d] = True
-            self._mark(d, "F")
-        if flags & RST:
-            if self.rst_from is None:
-                self.rst_from = d
-                self.rst_timestamp = seg.timestamp
-            self._mark(d, "R")
-        length = len(seg.payload) + seg.missing
-        if length:
-            self.has_data = True
-            self._mark(d, "D")
-        elif has_ack and not (flags & (SYN | FIN | RST)):
-            self._mark(d, "A")
-        if seg.window == 0 and not (flags & RST):
-            self._mark(d, "W")
-        events, retrans = self.halves[d].segment(
+        if not flags & (SYN | RST) and seg.window > self.halves[1 - d].peer_window:
+            # The window this side advertises bounds what the other side may send
+            # (a SYN's window is never scaled, a RST's means nothing).
+            self.halves[1 - d].peer_window = seg.window
+        events, status = self.halves[d].segment(
             seg.seq,
             seg.payload,
             seg.missing,
@@ -274,8 +270,10 @@ class TCPConnection:
             seg.timestamp,
             order,
         )
-        if retrans:
-            self._mark(d, "T")
+        if status != REFUSED:
+            # A segment whose sequence number is not believed says nothing: its FIN,
+            # RST and data are not this connection's (RFC 5961 ignores such RSTs too).
+            self._flags(seg, d, has_ack, status)
         if has_ack and not (flags & RST):
             events.extend(self.halves[1 - d].acked(seg.ack, seg.timestamp))
         for e in events:
@@ -284,11 +282,63 @@ class TCPConnection:
             elif isinstance(e, Conflict):
                 self._mark(e.direction, "I")
         if self.closed_at is None and (
-            self.rst_from is not None or (self.fin_from[0] and self.fin_from[1])
+            self.rst_from is not None or (self.halves[0].fin_acked and self.halves[1].fin_acked)
         ):
-            self.closed_at = seg.timestamp
+            self.closed_at = self.last_timestamp
             self.close_reason = "rst" if self.rst_from is not None else "fin"
+            self.closed_attempt = self.rst_from is not None and not self.has_data
         return events
+
+    def _syn(self, seg: Segment, d: int, has_ack: bool) -> None:
+        """Book-keeping of a SYN or SYN-ACK: roles, handshake, window scaling."""
+        if not self._syn_opts[d]:
+            self._syn_opts[d] = True
+            self._wscale[d] = seg.wscale
+            if self._syn_opts[1 - d]:
+                # Scaling is in effect only when both SYNs carried the option
+                # (RFC 7323); each side's windows are shifted by its own scale.
+                both = self._wscale[0] is not None and self._wscale[1] is not None
+                for side in (0, 1):
+                    self.halves[1 - side].peer_scale = (self._wscale[side] or 0) if both else 0
+        if has_ack:
+            if not self.synack_from[d]:
+                self.synack_ack[d] = seg.ack
+            self.synack_from[d] = True
+            self._mark(d, "H")
+            if self.synack_seen_at is None:
+                self.synack_seen_at = seg.timestamp
+        else:
+            if self.closed_at is not None and self.halves[d].isn == seg.seq:
+                # A retried SYN reopens the attempt the RST had closed.
+                self.closed_at = None
+                self.close_reason = None
+                self.rst_from = None
+                self.rst_timestamp = None
+            self.syn_from[d] = True
+            if self.first_syn is None:
+                self.first_syn = d
+            self._mark(d, "S")
+
+    def _flags(self, seg: Segment, d: int, has_ack: bool, status: int) -> None:
+        """The history letters and close state of a segment that was believed."""
+        flags = seg.flags
+        if flags & FIN:
+            self.fin_from[d] = True
+            self._mark(d, "F")
+        if flags & RST:
+            if self.rst_from is None:
+                self.rst_from = d
+                self.rst_timestamp = seg.timestamp
+            self._mark(d, "R")
+        if seg.payload or seg.missing:
+            self.has_data = True
+            self._mark(d, "D")
+        elif has_ack and not (flags & (SYN | FIN | RST)):
+            self._mark(d, "A")
+        if seg.window == 0 and not (flags & RST):
+            self._mark(d, "W")
+        if status == RETRANSMISSION:
+            self._mark(d, "T")
 
     @property
     def buffered(self) -> int:
@@ -317,6 +367,7 @@ class TCPConnection:
             self.synack_from,
             self.first_syn,
             (self.endpoints[0][1], self.endpoints[1][1]),
+            self.known_client,
         )
 
     def history(self, client: int) -> str:
@@ -357,4 +408,8 @@ class TCPConnection:
             isn=[self.halves[0].isn, self.halves[1].isn],
             low=[self.halves[0].low, self.halves[1].low],
             tunnels=list(self.paths),
+            payload=[self.halves[0].buckets(), self.halves[1].buckets()],
+            implausible_segments=[h.implausible_segments for h in self.halves],
+            implausible_acks=[h.implausible_acks for h in self.halves],
+            follows=self.follows,
         )

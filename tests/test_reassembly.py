@@ -518,16 +518,37 @@ def test_idle_timeout_in_capture_time() -> None:
 
 
 def test_lone_future_timestamp_does_not_close_connections() -> None:
-    # One damaged timestamp decades ahead must not make every connection idle.
-    flow = one_flow(
+    # One damaged timestamp decades ahead, on another connection, must not make every
+    # connection idle: the clock that reclaims memory ignores a lone jump.
+    other = ("10.0.0.7", 40007)
+    flows = flows_of(
+        [
+            *handshake(),
+            seg(2, "c", C1, S1, "PA", b"a"),
+            seg(4e9, "c", 1, 1, "PA", b"z", client=other),
+            seg(3, "c", C1 + 1, S1, "PA", b"c"),
+        ]
+    )
+    assert [msgs(f) for f in flows] == [[(True, b"ac")], [(True, b"z")]]
+
+
+def test_own_future_timestamp_splits_without_repeating_bytes() -> None:
+    # Whether a packet joins a connection is judged by that connection's own times
+    # (so that other traffic can never change it): a packet stamped decades after the
+    # connection's last one starts a new flow, which continues the sequence space of
+    # the first, so no byte is lost or repeated.
+    flows = flows_of(
         [
             *handshake(),
             seg(2, "c", C1, S1, "PA", b"a"),
             seg(4e9, "s", S1, C1 + 1, "PA", b"b"),
             seg(3, "c", C1 + 1, S1 + 1, "PA", b"c"),
+            seg(3.1, "c", C1, S1 + 1, "PA", b"a"),  # a retransmission of the first flow's
         ]
     )
-    assert msgs(flow) == [(True, b"a"), (False, b"b"), (True, b"c")]
+    assert [msgs(f) for f in flows] == [[(True, b"a")], [(False, b"b"), (True, b"c")]]
+    assert meta(flows[1])["follows"] == meta(flows[0])["stream"]
+    assert meta(flows[1])["gaps"] == []
 
 
 def test_final_ack_and_late_rst_stay_with_closed_flow() -> None:
@@ -556,6 +577,7 @@ def test_flows_finish_order_and_first_packet_order() -> None:
         seg(2.1, "s", 200, 101, "SA", client=other_c),
         seg(2.2, "c", 101, 201, "FA", client=other_c),
         seg(2.3, "s", 201, 102, "FA", client=other_c),
+        seg(2.4, "c", 102, 202, "A", client=other_c),
     ]
     segments = long_lived + short + [seg(20, "c", 11, 21, "PA", b"late")]
     finish = list(pcapflows.reassemble(segments))
