@@ -150,10 +150,10 @@ def test_text_mode_file_is_a_capture_error(tmp_path: Path) -> None:
     path.write_bytes(pcap(2))
     with (
         open(path, encoding="utf-8") as f,
-        pytest.raises(pcapflows.CaptureError, match="text mode.*binary"),
+        pytest.raises(pcapflows.CaptureError, match=r"text mode.*binary"),
     ):
         pcapflows.read(f)
-    with pytest.raises(pcapflows.CaptureError, match="text mode.*binary"):
+    with pytest.raises(pcapflows.CaptureError, match=r"text mode.*binary"):
         pcapflows.read(io.StringIO("\ufffd\u00b2\u00c3\u00d4"))
 
 
@@ -165,7 +165,7 @@ def test_text_stream_that_is_not_textiobase_is_a_capture_error(tmp_path: Path) -
     path.write_bytes(pcap(2))
     with open(path, "rb") as raw:
         text = codecs.getreader("utf-8")(raw)
-        with pytest.raises(pcapflows.CaptureError, match="text mode.*binary"):
+        with pytest.raises(pcapflows.CaptureError, match=r"text mode.*binary"):
             pcapflows.read(text)  # type: ignore[arg-type]
 
 
@@ -223,7 +223,7 @@ def test_bytearray_is_released_after_the_read() -> None:
 
 
 def test_bytes_that_look_like_a_file_name() -> None:
-    with pytest.raises(pcapflows.CaptureError, match="capture itself.*str or Path"):
+    with pytest.raises(pcapflows.CaptureError, match=r"capture itself.*str or Path"):
         pcapflows.read(b"/tmp/capture.pcap")
 
 
@@ -248,7 +248,7 @@ def test_timestamp_fraction_out_of_range_is_counted_and_the_record_used(
     of 2^32 - 1. tshark keeps both records (it flags the arrival time as invalid) and
     follows their payload; so does pcapflows, timing them by their seconds only."""
     data = _pcap_with_fractions(units, {3: units, 4: 0xFFFFFFFF})
-    reader = pcapflows.read(data, warn=False)
+    reader = pcapflows.read(io.BytesIO(data), warn=False)
     (flow,) = list(reader)
     assert reader.stats.anomalies == {"timestamp fraction out of range": 2}
     assert [m.content for m in flow.messages] == [request(0), RESPONSE]
@@ -287,7 +287,7 @@ def _pcapng_with_tsresol(tsresol: int, ticks: int) -> bytes:
 )
 def test_pcapng_timestamp_resolution(tsresol: int, ticks: int, when: float) -> None:
     stats = ReadStats()
-    (pkt,) = list(CaptureReader(_pcapng_with_tsresol(tsresol, ticks), stats))
+    (pkt,) = list(CaptureReader(io.BytesIO(_pcapng_with_tsresol(tsresol, ticks)), stats))
     assert pkt.timestamp == pytest.approx(when, abs=1e-6)
     assert not stats.anomalies
 
@@ -297,7 +297,8 @@ def test_pcapng_timestamp_resolution_out_of_range_is_counted(tsresol: int) -> No
     """A pcapng timestamp is one 64-bit count: no sub-second field to be out of range,
     but the unit can be. tshark keeps such an interface's packets with time 0."""
     stats = ReadStats()
-    (pkt,) = list(CaptureReader(_pcapng_with_tsresol(tsresol, 1_700_000_000_000_000), stats))
+    data = _pcapng_with_tsresol(tsresol, 1_700_000_000_000_000)
+    (pkt,) = list(CaptureReader(io.BytesIO(data), stats))
     assert pkt.timestamp == 0.0
     assert stats.anomalies == {"bad timestamp resolution": 1}
 
