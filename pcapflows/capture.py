@@ -190,8 +190,11 @@ class CaptureReader:
             self._owned = mem
             self.name = f"<capture in memory, {len(mem)} bytes>"
         elif isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
-            raw = sys.stdin.buffer
             self.name = "<stdin>"
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None:  # ``<&-`` in a shell leaves sys.stdin None
+                raise CaptureError(f"{self.name}: standard input is closed or not binary")
+            raw = stdin
         elif isinstance(source, (str, os.PathLike)):
             self.name = os.fspath(source)
             try:

@@ -288,3 +288,45 @@ def test_full_disk_is_a_one_line_error(capture: Path, long_listing: Path, which:
         )
     assert p.returncode == 4
     assert p.stderr == b"pcapflows: error: cannot write output: No space left on device\n"
+
+
+def test_closed_standard_input_is_a_one_line_error() -> None:
+    p = subprocess.run(
+        [*_module(), "-"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False
+    )
+    assert p.returncode == 1  # /dev/null: an empty capture
+    assert p.stderr == b"pcapflows: error: <stdin>: an empty file, not a pcap or pcapng capture\n"
+    # A shell's ``<&-``: no standard input at all.
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, runpy, sys; os.close(0); sys.stdin = None; "
+            "sys.argv = ['pcapflows', '-']; runpy.run_module('pcapflows', run_name='__main__')",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert p.stderr == b"pcapflows: error: <stdin>: standard input is closed or not binary\n"
+
+
+def test_error_stream_closed_too_is_quiet(capture: Path) -> None:
+    """--stats writes to stderr after the listing: with stderr's reader gone as well,
+    the command still ends quietly (nothing left for the interpreter to report)."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(
+            [*_module(), str(capture), "--stats"],
+            stdout=subprocess.DEVNULL,
+            stderr=w,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(w)
+    assert p.returncode == 141
