@@ -7,11 +7,10 @@ connections open at the same time, never the whole file.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from pcapflows.assembler import (
     DEFAULT_IDLE_TIMEOUT,
@@ -21,7 +20,7 @@ from pcapflows.assembler import (
     Assembler,
     AssemblerEvent,
 )
-from pcapflows.capture import CaptureReader
+from pcapflows.capture import CaptureReader, Source
 from pcapflows.decode import Decoder
 from pcapflows.errors import PcapflowsWarning
 from pcapflows.flowbuild import FlowBuilder
@@ -32,7 +31,6 @@ from pcapflows.stats import ReadStats
 from pcapflows.tcp import TCPFlow
 
 Order = Literal["finish", "first_packet"]
-Source = str | os.PathLike[str] | BinaryIO
 
 
 def _in_order(flows: Iterable[TCPFlow]) -> Iterator[TCPFlow]:
@@ -103,6 +101,14 @@ class FlowReader(Iterator[TCPFlow]):
     :class:`~pcapflows.errors.CaptureError`); packets are read lazily as flows are
     requested. ``stats`` is complete once the iterator is exhausted. Damage met on the
     way is reported once, at the end, as a :class:`~pcapflows.errors.PcapflowsWarning`.
+
+    If the file object the caller gave is closed by them (or fails) in the middle of
+    the read, that is counted as damage (``"input closed during read"``, ``"read
+    error"``) and the read ends as if the file had been cut there: every flow still
+    open is finished and returned, marked ``open_at_end``. Raising instead would throw
+    those flows away and break the promise that nothing after the header raises; the
+    count and the warning keep the cut visible. To stop on purpose, call
+    :meth:`close`: iteration then ends at once, without the open flows.
     """
 
     def __init__(
@@ -135,6 +141,7 @@ class FlowReader(Iterator[TCPFlow]):
         flows = _flows(self._segments(decoder), assembler)
         self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
         self._done = False
+        self._closed = False
 
     def _segments(self, decoder: Decoder) -> Iterator[Segment]:
         for pkt in self._capture:
@@ -147,6 +154,8 @@ class FlowReader(Iterator[TCPFlow]):
         return self
 
     def __next__(self) -> TCPFlow:
+        if self._closed:
+            raise StopIteration
         try:
             flow = next(self._it)
         except StopIteration:
@@ -177,9 +186,16 @@ class FlowReader(Iterator[TCPFlow]):
             )
 
     def close(self) -> None:
-        """Stop reading and release the input (flows still open are not returned)."""
+        """Stop reading and release the input; iteration then ends (StopIteration).
+
+        Flows still open are not returned: closing says the caller wants no more. A
+        file object the caller gave stays open (it is theirs); a path we opened is
+        closed. Calling it twice, or after the end, is harmless.
+        """
         self._done = True
+        self._closed = True
         self._capture.close()
+        self._it = iter(())  # drop the open connections and their buffers now
 
     def __enter__(self) -> FlowReader:
         return self
@@ -207,8 +223,10 @@ def read(
 ) -> FlowReader:
     """Read a pcap or pcapng capture and return an iterator of its TCP flows.
 
-    ``source`` is a path, a path-like object, a binary file object, or ``"-"`` for
-    standard input; gzip-compressed captures are recognized by their content.
+    ``source`` is a path, a path-like object, a binary file object, ``"-"`` for
+    standard input, or the capture itself in memory (``bytes``, ``bytearray``,
+    ``memoryview``: content, never a file name); gzip-compressed captures are
+    recognized by their content.
 
     Flows are yielded as they finish (both FINs, a RST, ``idle_timeout`` seconds of
     capture time without a packet, or the end of the input): ``order="finish"``, the
@@ -231,7 +249,9 @@ def read(
     damaged input (the statistics in ``reader.stats`` still count it).
 
     Raises :class:`~pcapflows.errors.CaptureError` at once if ``source`` cannot be
-    opened or is not a supported capture. Nothing after the file header raises.
+    opened or is not a supported capture (a file object opened in text mode is one:
+    the message says a binary file is needed), :class:`TypeError` if it is none of the
+    kinds above. Nothing after the file header raises.
     """
     return FlowReader(
         source,

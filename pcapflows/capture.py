@@ -15,23 +15,32 @@ Formats are recognized by their magic bytes, never by the file name:
   interface's link type, ``if_tsresol`` and ``if_tsoffset``; Enhanced, Simple and the
   obsolete Packet Blocks. Other block types are skipped.
 * gzip around either.
+
+The source is a path, a binary file object or a capture already in memory (``bytes``,
+``bytearray``, ``memoryview``). A file object that stops working mid-read (closed by its
+owner, an I/O error) ends the read like a truncated file: counted, never raised.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import partial
 from types import TracebackType
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeAlias, cast
 
 from pcapflows.errors import CaptureError
 from pcapflows.packet import Packet
 from pcapflows.stats import ReadStats
+
+#: What a capture can be read from: a path (``"-"`` is standard input), a binary file
+#: object, or the capture's bytes themselves. ``bytes`` are content, never a file name.
+Source: TypeAlias = str | os.PathLike[str] | BinaryIO | bytes | bytearray | memoryview
 
 #: No record or block larger than this is believed, whatever its header says: it is
 #: far above any real frame (256 KiB is tcpdump's largest snap length; jumbo and
@@ -80,6 +89,10 @@ _PB = 0x00000002
 _SPB = 0x00000003
 _EPB = 0x00000006
 _BOM = 0x1A2B3C4D
+
+
+_TEXT_MODE = "{name}: opened in text mode; pcapflows needs a binary file object (open it with 'rb')"
+_NOT_CAPTURE = "not a pcap or pcapng capture"
 
 
 def _describe(head: bytes) -> str:
@@ -164,12 +177,24 @@ class CaptureReader:
     cannot seek (pipes) are fine: the reader never seeks.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO, stats: ReadStats) -> None:
+    def __init__(self, source: Source, stats: ReadStats) -> None:
         self.stats = stats
-        self._owned: BinaryIO | None = None
-        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
-            raw: BinaryIO = sys.stdin.buffer
+        self._owned: BinaryIO | _Memory | None = None
+        #: Set once a read failed or the reader was closed: the data ends there.
+        self._stopped = False
+        in_memory = isinstance(source, (bytes, bytearray, memoryview))
+        raw: BinaryIO
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            mem = _Memory(source)
+            raw = cast(BinaryIO, mem)
+            self._owned = mem
+            self.name = f"<capture in memory, {len(mem)} bytes>"
+        elif isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
             self.name = "<stdin>"
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None:  # ``<&-`` in a shell leaves sys.stdin None
+                raise CaptureError(f"{self.name}: standard input is closed or not binary")
+            raw = stdin
         elif isinstance(source, (str, os.PathLike)):
             self.name = os.fspath(source)
             try:
@@ -178,16 +203,37 @@ class CaptureReader:
                 raise CaptureError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
             self._owned = raw
         else:
+            if not callable(getattr(source, "read", None)):
+                raise TypeError(
+                    "source must be a path, a binary file object or bytes, "
+                    f"not {type(source).__name__}"
+                )
             raw = source
             self.name = str(getattr(source, "name", None) or repr(source))
+            if isinstance(source, io.TextIOBase):
+                raise CaptureError(_TEXT_MODE.format(name=self.name))
         self.compression: str | None = None
         self.format = ""
         try:
             head = raw.read(4)
+        except UnicodeDecodeError as exc:
+            # A text stream that is not an io.TextIOBase (codecs.StreamReader, ...).
+            raise CaptureError(_TEXT_MODE.format(name=self.name)) from exc
+        except ValueError as exc:
+            # What io raises for a file object that is already closed.
+            raise CaptureError(f"{self.name}: cannot read: {exc}") from exc
         except OSError as exc:
             self.close()
             raise CaptureError(f"{self.name}: cannot read: {exc}") from exc
+        if isinstance(head, str):
+            raise CaptureError(_TEXT_MODE.format(name=self.name))
+        if not isinstance(head, bytes):
+            # bytearray from some wrappers is fine; None (non-blocking, no data) is not.
+            if head is None:
+                raise CaptureError(f"{self.name}: no data (non-blocking file object?)")
+            head = bytes(head)
         self._f: BinaryIO = raw
+        self._raw = raw
         self._pre = head
         #: Bytes read ahead by a resynchronization and not yet consumed.
         self._back = b""
@@ -205,8 +251,13 @@ class CaptureReader:
         self._records: Iterator[Packet]
         try:
             self._records = self._open(head)
-        except CaptureError:
+        except CaptureError as exc:
             self.close()
+            if in_memory and str(exc).endswith(_NOT_CAPTURE) and "text" in str(exc):
+                raise CaptureError(
+                    f"{exc} (bytes are read as the capture itself; pass a str or Path "
+                    "for a file name)"
+                ) from None
             raise
 
     # -- public ------------------------------------------------------------------------
@@ -215,7 +266,13 @@ class CaptureReader:
         return self._records
 
     def close(self) -> None:
-        """Release the file if we opened it (file objects given to us stay open)."""
+        """Stop reading (iteration ends cleanly) and release the file if we opened it.
+
+        File objects given to us stay open: they are the caller's.
+        """
+        self._stopped = True
+        if hasattr(self, "_records"):
+            cast(Generator[Packet, None, None], self._records).close()
         if self._owned is not None:
             self._owned.close()
             self._owned = None
@@ -234,7 +291,7 @@ class CaptureReader:
     # -- reading -----------------------------------------------------------------------
 
     def _read(self, n: int) -> bytes:
-        """Up to ``n`` bytes (fewer only at the end); damaged compression ends the data.
+        """Up to ``n`` bytes (fewer only at the end); a failing read ends the data.
 
         Never asks the file for more than :data:`READ_CHUNK` at once, so memory follows
         the bytes the file really has, whatever a length field claimed.
@@ -244,31 +301,50 @@ class CaptureReader:
             if len(data) == n:
                 return data
             return data + self._read(n - len(data))
-        try:
-            data = self._f.read(n if n <= READ_CHUNK else READ_CHUNK)
-        except (OSError, EOFError, zlib.error) as exc:
-            self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
+        parts = []
+        got = 0
+        # Non-blocking reads and pipes can return short: keep reading until EOF.
+        while got < n:
+            more = self._chunk(min(n - got, READ_CHUNK))
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _chunk(self, n: int) -> bytes:
+        """One read from the file; b"" at its end, or once reading has failed.
+
+        A failure is counted once and ends the data, so the caller handles it exactly
+        like a file cut short: every record before it has been yielded, and the flows
+        then open are still finished and returned.
+        """
+        if self._stopped:
             return b""
-        if len(data) < n:
-            # Non-blocking reads and pipes can return short: keep reading until EOF.
-            parts = [data]
-            got = len(data)
-            while got < n:
-                try:
-                    more = self._f.read(min(n - got, READ_CHUNK))
-                except (OSError, EOFError, zlib.error) as exc:
-                    self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
-                    more = b""
-                if not more:
-                    break
-                parts.append(more)
-                got += len(more)
-            data = b"".join(parts)
-        return data
+        try:
+            return self._f.read(n)
+        except ValueError as exc:
+            # io raises ValueError for a read on a closed file: the caller closed the
+            # file object they gave us while we were reading it.
+            self._stopped = True
+            if getattr(self._raw, "closed", False):
+                self.stats.anomaly(
+                    "input closed during read",
+                    f"{self.name}: the file object was closed by its owner; reading stopped",
+                )
+            else:
+                self.stats.anomaly("read error", f"{self.name}: {exc}")
+        except (OSError, EOFError, zlib.error) as exc:
+            self._stopped = True
+            if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+                self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
+            else:
+                self.stats.anomaly("read error", f"{self.name}: {exc}")
+        return b""
 
     def _open(self, head: bytes) -> Iterator[Packet]:
         if len(head) < 4:
-            raise CaptureError(f"{self.name}: {_describe(head)}, not a pcap or pcapng capture")
+            raise CaptureError(f"{self.name}: {_describe(head)}, {_NOT_CAPTURE}")
         for endian in ("<", ">"):
             (magic,) = struct.unpack(endian + "I", head)
             if magic in _PCAP_MAGICS:
@@ -283,7 +359,7 @@ class CaptureReader:
             self.format = "pcapng"
             return self._pcapng()
         more = self._read(60)
-        raise CaptureError(f"{self.name}: {_describe(head + more)}, not a pcap or pcapng capture")
+        raise CaptureError(f"{self.name}: {_describe(head + more)}, {_NOT_CAPTURE}")
 
     def _pcap(
         self, endian: str, units: int, extra: int, snaplen: int, linktype: int
@@ -332,9 +408,22 @@ class CaptureReader:
                     "record longer than snap length",
                     f"frame {index} has {incl} bytes, the file's snap length is {snaplen}",
                 )
+            ts = sec + frac / units
+            if frac >= units:
+                # The fraction field must be below one second. tshark (4.0) keeps such a
+                # record: it dissects it, flags "Fractional second N is invalid" as expert
+                # info and its Follow TCP Stream includes the payload; so the record is
+                # used here too. Only its seconds are believed: added as is, the bad
+                # fraction could move the packet up to 71 minutes (2^32 microseconds),
+                # enough to reorder it or to trip a timer.
+                stats.anomaly(
+                    "timestamp fraction out of range",
+                    f"frame {index}: sub-second field {frac} >= {units}, seconds kept",
+                )
+                ts = float(sec)
             stats.packets += 1
             stats.bytes += incl
-            yield Packet(sec + frac / units, linktype, data, max(orig, incl), index)
+            yield Packet(ts, linktype, data, max(orig, incl), index)
 
     def _pcapng(self) -> Iterator[Packet]:
         stats = self.stats
@@ -408,6 +497,12 @@ class CaptureReader:
                 if iface is None:
                     stats.anomaly("bad interface block", f"after frame {index}")
                     iface = _Interface(-1, 0, 1_000_000, 0)
+                elif not iface.units:
+                    stats.anomaly(
+                        "bad timestamp resolution",
+                        f"interface {len(interfaces)}: if_tsresol too fine for a 64-bit "
+                        "count; its packets are read with timestamp 0.0 (unknown)",
+                    )
                 interfaces.append(iface)
             elif btype in (_EPB, _PB):
                 index += 1
@@ -506,13 +601,18 @@ class CaptureReader:
             if code == 0:
                 break
             if code == 9 and length >= 1:
+                # A pcapng timestamp is one 64-bit count of these units, so it has no
+                # sub-second field that could be out of range; what can be is the unit
+                # itself. 10^19 and 2^63 are the finest that a 64-bit count can hold a
+                # second of; beyond them the resolution is damage (units 0, counted by
+                # the caller). tshark (4.0) then reads the interface's packets with
+                # timestamp 0, and so do we: there is no right time to give them.
                 r = value[0]
                 exp = r & 0x7F
-                # Exponents beyond these cannot be real clocks; keep the default.
-                if r & 0x80 and exp <= 63:
-                    units = 1 << exp
-                elif not r & 0x80 and exp <= 18:
-                    units = 10**exp
+                if r & 0x80:
+                    units = 1 << exp if exp <= 63 else 0
+                else:
+                    units = 10**exp if exp <= 19 else 0
             elif code == 14 and length >= 8:
                 (offset,) = struct.unpack_from(endian + "q", value)
         return _Interface(linktype, snaplen, units, offset)
@@ -542,10 +642,48 @@ class CaptureReader:
             stats.anomaly("bad packet block", f"frame {index}: damaged interface {iid}")
             return None
         ticks = (hi << 32) | lo
-        sec, rem = divmod(ticks, iface.units)
-        ts = sec + iface.offset + rem / iface.units
+        if iface.units:
+            sec, rem = divmod(ticks, iface.units)
+            ts = sec + iface.offset + rem / iface.units
+        else:
+            ts = 0.0  # the interface's timestamp resolution is damaged (counted)
         data = bytes(body[20 : 20 + cap])
         return Packet(ts, iface.linktype, data, max(orig, cap), index, iid)
+
+
+class _Memory:
+    """A read-only file over a capture already in memory, without copying it.
+
+    Reads return ``bytes`` slices of a view of the caller's buffer; :meth:`close`
+    releases the view (so a ``bytearray`` can be resized again).
+    """
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        self._view: memoryview | None = view.cast("B")
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return 0 if self._view is None else self._view.nbytes
+
+    def read(self, n: int = -1) -> bytes:
+        if self._view is None:
+            raise ValueError("read of closed file")
+        end = len(self._view) if n < 0 else min(self._pos + n, len(self._view))
+        out = self._view[self._pos : end].tobytes()
+        self._pos = max(self._pos, end)
+        return out
+
+    @property
+    def closed(self) -> bool:
+        return self._view is None
+
+    def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
 
 
 class _Prefixed:

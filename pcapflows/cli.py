@@ -4,13 +4,17 @@
 ``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream.
 
 Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line;
-3 the flow asked for with ``--follow`` is not in the capture. Errors are one line on
-standard error, never a traceback.
+3 the flow asked for with ``--follow`` is not in the capture; 4 the output could not be
+written (a full disk: one line on standard error); 141 the reader of the output went
+away (``pcapflows CAPTURE | head``: quiet, as a shell reports a command that a closed
+pipe stopped). Errors are one line on standard error, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,6 +29,10 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 EXIT_NO_SUCH_FLOW = 3
+EXIT_OUTPUT = 4
+#: 128 + SIGPIPE (13): what a shell reports for a command stopped by a closed pipe, as
+#: ``seq 1000000 | head`` stops; written out because Windows has no SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Reassemble the TCP conversations of a pcap or pcapng capture.",
         epilog=(
             "exit codes: 0 ok, 1 input is not a readable capture, 2 bad command line, "
-            "3 no such flow"
+            "3 no such flow, 4 output could not be written, 141 output pipe closed"
         ),
     )
     p.add_argument("capture", help="pcap or pcapng file (gzip allowed), or - for stdin")
@@ -76,8 +84,54 @@ def _print_stats(stats: ReadStats) -> None:
         print(f"limit {limit} cut in {n} time(s)", file=err)
 
 
+def _detach_stdout() -> None:
+    """Point standard output at the null device after a write to it failed.
+
+    What could not be written stays in Python's buffer, and the interpreter flushes it
+    again at exit: into a closed pipe or a full disk, that prints "Exception ignored"
+    with a traceback after we have exited cleanly. The null device swallows it.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return  # not a real file (an in-process caller's StringIO): nothing at exit
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return its exit code (also used as the process exit code)."""
+    """Run the command; return its exit code (also used as the process exit code).
+
+    Writing the output can fail: the disk is full (a one-line error, exit 4) or the
+    reader of a pipe went away (quietly, exit 141). The output is flushed here, inside
+    the guard, so that neither failure is left for the interpreter's exit to report.
+    """
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit as exc:  # argparse's --help, --version and usage errors
+            code = exc.code if isinstance(exc.code, int) else EXIT_USAGE if exc.code else 0
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        _detach_stdout()
+        try:
+            print(f"pcapflows: error: cannot write output: {exc.strerror or exc}", file=sys.stderr)
+        except OSError:
+            pass  # standard error is gone too: the exit code still says it
+        return EXIT_OUTPUT
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         options = {
@@ -113,10 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         file=sys.stderr,
                     )
                     code = EXIT_NO_SUCH_FLOW
-    except BrokenPipeError:
-        # Output piped into head or less that quit early: not an error.
-        sys.stderr.close()
-        return EXIT_OK
+    finally:
+        reader.close()
     if reader.stats.anomalies:
         total = sum(reader.stats.anomalies.values())
         print(

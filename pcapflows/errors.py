@@ -1,9 +1,9 @@
 """Exceptions and warnings raised by pcapflows.
 
 Only the capture's own header can make a read fail: everything after it (damaged records,
-packets we cannot decode, truncated files) is counted in :class:`pcapflows.stats.ReadStats`
-and reported with :class:`PcapflowsWarning`, so that a damaged capture still yields every
-flow that can be recovered.
+packets we cannot decode, truncated files, a file object closed or failing mid-read) is
+counted in :class:`pcapflows.stats.ReadStats` and reported with :class:`PcapflowsWarning`,
+so that a damaged capture still yields every flow that can be recovered.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class CaptureError(PcapflowsError):
     """The input is not a capture format pcapflows can read.
 
     The message names the file and what was found instead (for example a Solaris snoop
-    file, a zstd-compressed file, an empty file).
+    file, a zstd-compressed file, an empty file, a file object opened in text mode).
     """
 
 

@@ -219,3 +219,114 @@ def test_listing_of_every_sample_capture_matches_ground_truth() -> None:
                 assert f"rst by {flow['rst_from']}" in line
             elif flow.get("open_at_end"):
                 assert "open at end" in line
+
+
+# -- output that cannot be written --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_listing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A capture whose listing (about 400 kB) is far larger than a pipe's buffer."""
+    from synth import pcap
+
+    path = tmp_path_factory.mktemp("cli") / "many.pcap"
+    path.write_bytes(pcap(3000, spacing=0.01))
+    return path
+
+
+def _module() -> list[str]:
+    return [sys.executable, "-m", "pcapflows"]
+
+
+@pytest.mark.parametrize("which", ["short", "long"])
+@pytest.mark.parametrize("follow", [False, True])
+def test_output_pipe_closed_before_writing_is_quiet(
+    capture: Path, long_listing: Path, which: str, follow: bool
+) -> None:
+    """The reader of the pipe is gone before anything is written. Short output is only
+    written when it is flushed at the end, long output while reading: both end with
+    the shell's code for a command stopped by a closed pipe (141) and nothing on
+    stderr (no traceback, no "Exception ignored" at interpreter exit)."""
+    import os
+
+    path = capture if which == "short" else long_listing
+    args = [str(path), "--follow", "0"] if follow else [str(path)]
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(
+            [*_module(), *args], stdout=w, stderr=subprocess.PIPE, timeout=120, check=False
+        )
+    finally:
+        os.close(w)
+    assert p.stderr == b""
+    assert p.returncode == 141
+
+
+def test_reader_of_the_output_quitting_early_is_quiet(long_listing: Path) -> None:
+    """``pcapflows CAPTURE | head -c 10``: the first bytes arrive, the rest is dropped
+    quietly."""
+    p = subprocess.Popen(
+        [*_module(), str(long_listing)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert p.stdout is not None and p.stderr is not None
+    head = p.stdout.read(10)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141
+    assert head == b"    0  10."
+    assert err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("which", ["short", "long"])
+def test_full_disk_is_a_one_line_error(capture: Path, long_listing: Path, which: str) -> None:
+    path = capture if which == "short" else long_listing
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(
+            [*_module(), str(path)], stdout=full, stderr=subprocess.PIPE, timeout=120, check=False
+        )
+    assert p.returncode == 4
+    assert p.stderr == b"pcapflows: error: cannot write output: No space left on device\n"
+
+
+def test_closed_standard_input_is_a_one_line_error() -> None:
+    p = subprocess.run(
+        [*_module(), "-"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False
+    )
+    assert p.returncode == 1  # /dev/null: an empty capture
+    assert p.stderr == b"pcapflows: error: <stdin>: an empty file, not a pcap or pcapng capture\n"
+    # A shell's ``<&-``: no standard input at all.
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, runpy, sys; os.close(0); sys.stdin = None; "
+            "sys.argv = ['pcapflows', '-']; runpy.run_module('pcapflows', run_name='__main__')",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert p.stderr == b"pcapflows: error: <stdin>: standard input is closed or not binary\n"
+
+
+def test_error_stream_closed_too_is_quiet(capture: Path) -> None:
+    """--stats writes to stderr after the listing: with stderr's reader gone as well,
+    the command still ends quietly (nothing left for the interpreter to report)."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(
+            [*_module(), str(capture), "--stats"],
+            stdout=subprocess.DEVNULL,
+            stderr=w,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(w)
+    assert p.returncode == 141
