@@ -162,22 +162,28 @@ class FlowReader(Iterator[TCPFlow]):
             self._finish()
             raise
         self.stats.flows += 1
-        self._count_limits()
+        self._count()
         return flow
 
-    def _count_limits(self) -> None:
+    def _count(self) -> None:
+        """Copy the assembler's counters (limits, payload buckets) into the stats."""
         a = self._assembler
         if a.evicted:
             self.stats.limits["max_connections"] = a.evicted
         if a.released:
             self.stats.limits["max_total_buffer"] = a.released
+        self.stats.payload.clear()
+        self.stats.payload["captured"] = a.captured
+        self.stats.payload.update(a.payload)
+        self.stats.implausible.clear()
+        self.stats.implausible.update(+a.implausible)
 
     def _finish(self) -> None:
         if self._done:
             return
         self._done = True
         self._capture.close()
-        self._count_limits()
+        self._count()
         if self._warn and self.stats.anomalies:
             summary = ", ".join(f"{n} x {k}" for k, n in self.stats.anomalies.most_common())
             warnings.warn(

@@ -23,7 +23,7 @@ from pcapflows import __version__
 from pcapflows.api import read
 from pcapflows.errors import CaptureError
 from pcapflows.output import follow_lines, summary_line
-from pcapflows.stats import ReadStats
+from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -82,6 +82,12 @@ def _print_stats(stats: ReadStats) -> None:
         print(f"  {detail}", file=err)
     for limit, n in stats.limits.most_common():
         print(f"limit {limit} cut in {n} time(s)", file=err)
+    pay = stats.payload
+    if pay:
+        where = ", ".join(f"{k} {pay[k]}" for k in PAYLOAD_BUCKETS if pay[k])
+        print(f"payload bytes {pay['captured']}: {where or 'none'}", file=err)
+    for what, n in stats.implausible.most_common():
+        print(f"implausible {what} not believed: {n}", file=err)
 
 
 def _detach_stdout() -> None:

@@ -253,6 +253,11 @@ class HalfStream:
         self.peer_window = 0
         self.peer_scale = UNKNOWN_SCALE
         self._suspect: _Suspect | None = None
+        #: An implausible acknowledgment (offset, time), waiting for confirmation.
+        self._suspect_ack: tuple[int, float] | None = None
+        #: Segments first refused, then placed when a later packet confirmed them; the
+        #: connection drains this to record their flags.
+        self.confirmed: list[_Suspect] = []
         #: Where the captured payload bytes went (see :meth:`buckets`).
         self.delivered = 0
         self.duplicate = 0
@@ -377,18 +382,35 @@ class HalfStream:
         return off <= top + b and off + length >= min(self.next, self.low) - b
 
     def _suspicious(self, s: _Suspect) -> tuple[list[Event], int]:
-        """An implausible segment: held back, unless it confirms the one held before
-        (two segments agreeing on a jump mean the capture lost that much)."""
-        prev = self._suspect
-        if prev is not None and abs(s[0] - prev[0]) <= self.bound():
-            self._suspect = None
-            events, _ = self._place(prev[1], prev[2], prev[3], False, prev[4], prev[5], prev[6])
-            more, status = self._place(s[1], s[2], s[3], False, s[4], s[5], s[6])
-            return events + more, status
-        if prev is not None:
+        """An implausible segment: held back, unless a second packet confirms the jump.
+
+        Two segments of this direction agreeing on it, or the peer acknowledging bytes
+        around it, mean that the capture lost that much (a capture cut down to a few
+        packets of a huge transfer), not that a number was damaged.
+        """
+        b = self.bound()
+        ack = self._suspect_ack
+        if ack is not None and s[0] - b <= ack[0] <= s[0] + len(s[2]) + s[3] + b:
+            self._suspect_ack = None
             self._drop_suspect()
+            events, status = self._confirm(s)
+            events += self.acked_to_offset(ack[0], ack[1])
+            return events, status
+        prev = self._suspect
+        if prev is not None and abs(s[0] - prev[0]) <= b:
+            self._suspect = None
+            events, _ = self._confirm(prev)
+            more, status = self._confirm(s)
+            return events + more, status
+        self._drop_suspect()
         self._suspect = s
         return [], REFUSED
+
+    def _confirm(self, s: _Suspect) -> tuple[list[Event], int]:
+        """Place a segment whose jump was confirmed; remember it for the connection's
+        flags (it was reported as refused when it arrived)."""
+        self.confirmed.append(s)
+        return self._place(s[1], s[2], s[3], False, s[4], s[5], s[6])
 
     def _drop_suspect(self) -> None:
         s = self._suspect
@@ -396,6 +418,11 @@ class HalfStream:
             self.implausible += len(s[2])
             self.implausible_segments += 1
             self._suspect = None
+
+    def _drop_suspect_ack(self) -> None:
+        if self._suspect_ack is not None:
+            self.implausible_acks += 1
+            self._suspect_ack = None
 
     def _place(
         self,
@@ -527,17 +554,34 @@ class HalfStream:
 
     def acked(self, ack: int, timestamp: float) -> list[Event]:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
-        events: list[Event] = []
         if self._seq is None:
-            return events
-        target = self._seq.offset(ack)
+            return []
+        return self.acked_to_offset(self._seq.offset(ack), timestamp)
+
+    def acked_to_offset(self, target: int, timestamp: float) -> list[Event]:
+        """:meth:`acked`, with the acknowledgment already turned into an offset."""
+        events: list[Event] = []
         top = self.high if self.high > self.next else self.next
         if target > top or target < self.next:
             b = self.bound()
             if target > top + b or target < min(self.next, self.low) - b:
-                # Not an acknowledgment any receiver could send: damage or forgery.
-                self.implausible_acks += 1
-                return events
+                # Not an acknowledgment any receiver could send, unless a segment
+                # held back as implausible (or a second acknowledgment) agrees.
+                s = self._suspect
+                if s is not None and s[0] - b <= target <= s[0] + len(s[2]) + s[3] + b:
+                    self._suspect = None
+                    events, _ = self._confirm(s)
+                    return events + self.acked_to_offset(target, timestamp)
+                prev = self._suspect_ack
+                if prev is None or abs(target - prev[0]) > b:
+                    self._drop_suspect_ack()
+                    self._suspect_ack = (target, timestamp)
+                    return events
+                self._suspect_ack = None
+            elif self._suspect_ack is not None:
+                self._drop_suspect_ack()
+        elif self._suspect_ack is not None:
+            self._drop_suspect_ack()
         if self.acked_to is None or target > self.acked_to:
             self.acked_to = target
         if not (self.anchored or self._data_seen):
@@ -561,8 +605,9 @@ class HalfStream:
     def finish(self, timestamp: float) -> list[Event]:
         """The connection is over: give up on every hole and deliver what is buffered.
 
-        A segment still held back as implausible is counted as such."""
+        A segment or acknowledgment still held back as implausible is counted as such."""
         self._drop_suspect()
+        self._drop_suspect_ack()
         events = self.release(timestamp, "end")
         if self.fin_offset is not None and self.fin_offset > self.next:
             self._gap(self.fin_offset - self.next, timestamp, events, "end")

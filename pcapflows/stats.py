@@ -14,6 +14,21 @@ from dataclasses import dataclass, field
 MAX_ANOMALY_DETAILS = 100
 
 
+#: Where a captured TCP payload byte can end, in ``ReadStats.payload``:
+#: delivered in a flow; a duplicate of bytes already there (retransmissions, keep-alive
+#: probes, bytes of a connection that had already finished); a conflict (a later copy
+#: that differed, see the flow's ``conflicts``); implausible (its sequence number was
+#: not believed); before the start (below the SYN); after the FIN.
+PAYLOAD_BUCKETS = (
+    "delivered",
+    "duplicate",
+    "conflict",
+    "implausible",
+    "before_start",
+    "after_fin",
+)
+
+
 @dataclass
 class ReadStats:
     """Counters for one read of one capture.
@@ -36,6 +51,13 @@ class ReadStats:
     #: such event is also visible in the flows (``closed_by="limit"``, gaps with cause
     #: ``"limit"``); a limit never drops data silently.
     limits: Counter[str] = field(default_factory=Counter)
+    #: TCP payload bytes: ``"captured"`` (in the decoded segments), and where every one
+    #: of them went once its connection finished, in exactly one of
+    #: :data:`PAYLOAD_BUCKETS`. Nothing captured is lost without a count.
+    payload: Counter[str] = field(default_factory=Counter)
+    #: Segments (``"segments"``) and acknowledgments (``"acks"``) whose sequence or
+    #: acknowledgment number was not believed (far outside any plausible window).
+    implausible: Counter[str] = field(default_factory=Counter)
 
     def skip(self, reason: str) -> None:
         """Count one packet that is fine but not used (not TCP, unsupported link type)."""
@@ -58,4 +80,6 @@ class ReadStats:
             "anomalies": dict(self.anomalies),
             "anomaly_details": list(self.anomaly_details),
             "limits": dict(self.limits),
+            "payload": dict(self.payload),
+            "implausible": dict(self.implausible),
         }

@@ -276,6 +276,18 @@ class TCPConnection:
             self._flags(seg, d, has_ack, status)
         if has_ack and not (flags & RST):
             events.extend(self.halves[1 - d].acked(seg.ack, seg.timestamp))
+        for side in (0, 1):
+            half = self.halves[side]
+            if half.confirmed:
+                # Segments first refused as implausible, then confirmed by this packet.
+                for s in half.confirmed:
+                    if s[4]:
+                        self.fin_from[side] = True
+                        self._mark(side, "F")
+                    if s[2] or s[3]:
+                        self.has_data = True
+                        self._mark(side, "D")
+                half.confirmed.clear()
         for e in events:
             if isinstance(e, Gap):
                 self._mark(e.direction, "G")
