@@ -445,11 +445,16 @@ class HalfStream:
             if not self.anchored and self.delivered == 0 and not self._pending:
                 # Only empty packets so far (say a stray ACK with its own numbering):
                 # the SYN defines the stream; what was learnt moves with it.
+                # A FIN or an acknowledgment below the SYN was not about this stream.
                 shift = -1 - self._seq.offset(seq)
                 if self.fin_offset is not None:
                     self.fin_offset += shift
+                    if self.fin_offset < 0:
+                        self.fin_offset = None
                 if self.acked_to is not None:
                     self.acked_to += shift
+                    if self.acked_to < 0:
+                        self.acked_to = None
                 self._seq = Unwrapper(seq, -1)
                 self.next = self.low = self.high = 0
                 self._tail_start = 0
@@ -468,8 +473,14 @@ class HalfStream:
             off += 1
         length = len(payload) + missing
         end = off + length
-        if fin and self.fin_offset is None and (self.data_end is None or end >= self.data_end):
-            # A FIN below bytes already delivered contradicts them and is not believed.
+        if (
+            fin
+            and self.fin_offset is None
+            and (self.data_end is None or end >= self.data_end)
+            and (end >= self.low or not self.anchored)
+        ):
+            # A FIN below bytes already delivered, or below the SYN, contradicts them
+            # and is not believed.
             self.fin_offset = end
             self._retract_from(end, events)
             self._drop_after(end)

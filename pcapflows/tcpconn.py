@@ -266,7 +266,9 @@ class TCPConnection:
             seg.payload,
             seg.missing,
             syn,
-            bool(flags & FIN),
+            # A FIN on a SYN is not an end of stream: stacks drop such segments, and
+            # Zeek reports them as a weird.
+            bool(flags & FIN) and not syn,
             seg.timestamp,
             order,
         )
@@ -334,7 +336,7 @@ class TCPConnection:
     def _flags(self, seg: Segment, d: int, has_ack: bool, status: int) -> None:
         """The history letters and close state of a segment that was believed."""
         flags = seg.flags
-        if flags & FIN:
+        if flags & FIN and not flags & SYN:
             self.fin_from[d] = True
             self._mark(d, "F")
         if flags & RST:
