@@ -83,12 +83,14 @@ def three_segments(damage: list[Segment] | None = None) -> tuple[Talk, list[Segm
 
 
 def assert_exactly_sent(flows: list[pcapflows.TCPFlow], client: bytes, server: bytes) -> None:
-    """One flow, each side's bytes exactly what it sent, no gap of any cause."""
+    """One flow, each side's bytes exactly what it sent, no gap of any cause and no
+    conflict (a segment that is not placed cannot conflict with anything)."""
     assert len(flows) == 1, summary(flows)
     f = flows[0]
     assert sent_by(f, True) == client, summary(flows)
     assert sent_by(f, False) == server, summary(flows)
     assert f.metadata["pcapflows"]["gaps"] == [], summary(flows)
+    assert f.metadata["pcapflows"]["conflicts"] == [], summary(flows)
     assert f.metadata["pcapflows"]["bytes"] == {"client": len(client), "server": len(server)}
 
 
