@@ -1,14 +1,29 @@
-"""Fast synthetic captures built with struct, for streaming and benchmark runs.
+"""Hand-made traffic for tests: whole captures built with struct, and crafted segments.
 
-Many short HTTP-like connections one after the other (or several at a time), each with
-handshake, a request, a response and a FIN close. Checksums are left zero: nothing in
-pcapflows checks them, as tshark by default does not either.
+* :func:`pcap`: many short HTTP-like connections one after the other (or several at a
+  time), each with handshake, a request, a response and a FIN close, for streaming and
+  benchmark runs. Checksums are left zero: nothing in pcapflows checks them, as tshark
+  by default does not either.
+* :class:`Talk`: the segments of one connection, written turn by turn, with each side's
+  next sequence number tracked so that a test states only what it changes (a damaged
+  sequence number, a retransmission, a late RST).
+* :func:`capture_segments`: a real capture decoded into segments by pcapflows' own reader
+  and decoder, for properties that feed real traffic to :func:`pcapflows.reassemble`.
+* :func:`first_copies`: the ground truth those properties compare against, computed from
+  the segments alone with 32-bit sequence arithmetic (nothing from pcapflows).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
+from collections.abc import Iterable
+
+from pcapflows.capture import CaptureReader
+from pcapflows.decode import Decoder
+from pcapflows.segment import ACK, FIN, PSH, RST, SYN, Segment
+from pcapflows.stats import ReadStats
 
 ETH = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
 
@@ -69,3 +84,140 @@ def pcap(connections: int, spacing: float = 0.01) -> bytes:
         out.write(struct.pack("<IIII", sec, usec, len(f), len(f)))
         out.write(f)
     return out.getvalue()
+
+
+# -- crafted segments -------------------------------------------------------------------
+
+Endpoint = tuple[str, int]
+#: (sender, receiver): one direction of one 4-tuple.
+Direction = tuple[Endpoint, Endpoint]
+
+_FLAGS = {"S": SYN, "A": ACK, "F": FIN, "R": RST, "P": PSH}
+
+
+def flag_bits(text: str) -> int:
+    """``"SA"`` -> SYN|ACK, and so on."""
+    value = 0
+    for ch in text:
+        value |= _FLAGS[ch]
+    return value
+
+
+class Talk:
+    """The segments of one hand-made connection between ``client`` and ``server``.
+
+    ``nxt[who]`` is the next sequence number ``who`` ("c" or "s") would send; only
+    :meth:`send` moves it (past the data, the SYN and the FIN), so a test writes the
+    ordinary exchange with :meth:`send` and anything unusual (a retransmission, a damaged
+    number, a probe) with :meth:`packet` and explicit numbers.
+    """
+
+    def __init__(
+        self,
+        client: Endpoint = ("10.0.0.1", 40000),
+        server: Endpoint = ("10.0.0.2", 80),
+        isn_c: int = 1000,
+        isn_s: int = 5000,
+        window: int = 65535,
+    ) -> None:
+        self.ends = {"c": client, "s": server}
+        self.isn = {"c": isn_c & 0xFFFFFFFF, "s": isn_s & 0xFFFFFFFF}
+        self.nxt = dict(self.isn)
+        self.window = window
+
+    @staticmethod
+    def peer(who: str) -> str:
+        return "s" if who == "c" else "c"
+
+    def packet(
+        self,
+        t: float,
+        who: str,
+        fl: str = "A",
+        data: bytes = b"",
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        window: int | None = None,
+    ) -> Segment:
+        """One segment from ``who``; ``seq`` defaults to its next sequence number and
+        ``ack`` (when the flags have ACK) to the peer's. Moves nothing."""
+        src, dst = self.ends[who], self.ends[self.peer(who)]
+        if seq is None:
+            seq = self.nxt[who]
+        if ack is None:
+            ack = self.nxt[self.peer(who)] if "A" in fl else 0
+        return Segment(
+            float(t),
+            src[0],
+            src[1],
+            dst[0],
+            dst[1],
+            seq & 0xFFFFFFFF,
+            ack & 0xFFFFFFFF,
+            flag_bits(fl),
+            data,
+            self.window if window is None else window,
+            0,
+            0,
+        )
+
+    def send(self, t: float, who: str, fl: str = "PA", data: bytes = b"") -> Segment:
+        """The next segment of ``who``'s stream: its sequence number then moves past the
+        data, and past the SYN and the FIN, which take one number each."""
+        s = self.packet(t, who, fl, data)
+        self.nxt[who] = (self.nxt[who] + len(data) + ("S" in fl) + ("F" in fl)) & 0xFFFFFFFF
+        return s
+
+    def handshake(self, t: float, step: float = 0.001) -> list[Segment]:
+        """SYN, SYN-ACK and ACK at ``t``, ``t + step``, ``t + 2 * step``."""
+        return [
+            self.send(t, "c", "S"),
+            self.send(t + step, "s", "SA"),
+            self.send(t + 2 * step, "c", "A"),
+        ]
+
+    def direction(self, who: str) -> Direction:
+        """The (sender, receiver) pair of ``who``'s segments."""
+        return (self.ends[who], self.ends[self.peer(who)])
+
+
+def capture_segments(path: str | os.PathLike[str]) -> list[Segment]:
+    """The TCP segments of a capture, in capture order, as pcapflows' reader and decoder
+    produce them (what :func:`pcapflows.read` feeds its assembler)."""
+    stats = ReadStats()
+    reader = CaptureReader(path, stats)
+    decoder = Decoder(stats)
+    out: list[Segment] = []
+    try:
+        for pkt in reader:
+            seg = decoder.decode(pkt)
+            if seg is not None:
+                out.append(seg)
+        decoder.finish()
+    finally:
+        reader.close()
+    return out
+
+
+def direction_of(seg: Segment) -> Direction:
+    return ((seg.src, seg.sport), (seg.dst, seg.dport))
+
+
+def payload_seq(seg: Segment) -> int:
+    """Raw sequence number of the segment's first payload byte (a SYN takes one)."""
+    return (seg.seq + (1 if seg.flags & SYN else 0)) & 0xFFFFFFFF
+
+
+def first_copies(segments: Iterable[Segment]) -> dict[Direction, dict[int, int]]:
+    """Per direction, every raw sequence number a captured payload byte covers, mapped to
+    the first captured copy of that byte (capture order, 32-bit wrap-around)."""
+    out: dict[Direction, dict[int, int]] = {}
+    for s in segments:
+        if not s.payload:
+            continue
+        table = out.setdefault(direction_of(s), {})
+        base = payload_seq(s)
+        for i, byte in enumerate(s.payload):
+            table.setdefault((base + i) & 0xFFFFFFFF, byte)
+    return out

@@ -3,22 +3,29 @@
 * Any reordering, duplication or re-segmentation of a direction's segments gives the
   same bytes.
 * The same conversation at ISN 2**32-10 (wrapping) and at ISN 1000 gives the same flow.
-* The assembler never raises, whatever segments it is fed, and never invents bytes.
+* The assembler never raises, whatever segments it is fed, and never invents bytes:
+  each delivered byte is the first captured copy at its sequence number, bytes past a
+  FIN are not delivered, and a direction never delivers more bytes than the distinct
+  sequence numbers its captured payload covers (ground truth computed here from the
+  segments with 32-bit arithmetic), whatever damage the sequence numbers carry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from synth import Direction, Talk, direction_of, first_copies, payload_seq
 from tcptable import seg
 
 import pcapflows
-from pcapflows import Assembler, Data
+from pcapflows import Assembler, Closed, Data
 from pcapflows.segment import Segment
+from pcapflows.seqnum import seq_diff
 
 #: ``PCAPFLOWS_EXAMPLES=5000 python -m pytest tests/test_properties.py`` for a longer run.
 EXAMPLES = int(os.environ.get("PCAPFLOWS_EXAMPLES", "150"))
@@ -243,3 +250,238 @@ def test_two_way_conversation_any_capture_order(
         assert got == expected
     assert flow.metadata["pcapflows"]["gaps"] == []
     assert flow.client_conn.peername == ("10.0.0.1", 40000)
+
+
+# -- never invents: delivered bytes against the captured sequence space ------------------
+
+#: Damage to a sequence or acknowledgment number: near half the sequence space (where
+#: serial arithmetic flips), a quarter, 16 MiB, both ways, and three quarters.
+JUMPS = st.one_of(
+    st.sampled_from(
+        [
+            2**31 - 7,
+            2**31 - 1,
+            2**31,
+            2**31 + 5,
+            2**30,
+            -(2**30),
+            2**24,
+            -(2**24),
+            2**24 + 12345,
+            3 * 2**30,
+        ]
+    ),
+    st.integers(2**20, 2**32 - 2**20),
+)
+
+
+@st.composite
+def hostile_conversation(draw: Any) -> list[Segment]:
+    """An ordinary conversation (fixed initial sequence numbers, so that no segment can
+    legitimately start another connection that reuses the same numbers), damaged by:
+
+    * a copy of a data segment whose sequence number jumped (~2**31, ~2**30, ~2**24 or
+      anywhere), later followed by an ordinary retransmission of that segment;
+    * segments carrying bytes past a direction's FIN, after the FIN;
+    * ACKs with damaged acknowledgment numbers;
+    * ordinary retransmissions (whole or partial), keep-alive probes and RSTs;
+    * pauses past the linger (5 s) and past the attempt linger, so that the connection
+      can close before some of the above arrives.
+    """
+    t = Talk(isn_c=draw(st.integers(0, 2**32 - 1)), isn_s=draw(st.integers(0, 2**32 - 1)))
+    segs: list[Segment] = []
+    if draw(st.integers(0, 4)):
+        segs += t.handshake(0.0)
+    sent: list[Segment] = []
+    for who, data, acked in draw(
+        st.lists(
+            st.tuples(st.sampled_from("cs"), st.binary(min_size=1, max_size=60), st.booleans()),
+            min_size=1,
+            max_size=8,
+        )
+    ):
+        s = t.send(0.0, who, "PA", data)
+        sent.append(s)
+        if draw(st.integers(0, 5)):  # sometimes the capture lost it
+            segs.append(s)
+        if acked:
+            segs.append(t.packet(0.0, Talk.peer(who), "A"))
+    fin_at: dict[str, int] = {}
+    close = draw(st.sampled_from(["fins", "fins", "fin-c", "fin-s", "rst", "none"]))
+    if close.startswith("fin"):
+        order = "cs" if close == "fins" else close[-1]
+        for who in order:
+            fin_at[who] = len(segs)
+            segs.append(t.send(0.0, who, "FA"))
+        if close == "fins" and draw(st.booleans()):
+            segs.append(t.packet(0.0, "c", "A"))
+    elif close == "rst":
+        segs.append(t.packet(0.0, draw(st.sampled_from("cs")), "R", ack=0))
+
+    def position(after: int) -> int:
+        return draw(st.integers(min(after, len(segs)), len(segs)))
+
+    def index_of(s: Segment) -> int:
+        return next((i for i, x in enumerate(segs) if x is s), 0)
+
+    for op in draw(
+        st.lists(
+            st.sampled_from(["jump", "jump", "past-fin", "ack", "retrans", "keepalive", "rst"]),
+            min_size=1,
+            max_size=6,
+        )
+    ):
+        captured = [x for x in sent if any(x is y for y in segs)]
+        if op in ("jump", "keepalive") and not captured:
+            continue
+        if op == "jump":
+            # After its original: the first copy of a byte is never the damaged one, so
+            # the truth below does not depend on which copy a reader should believe.
+            s = draw(st.sampled_from(captured))
+            p = position(index_of(s) + 1)
+            damaged = dataclasses.replace(s, seq=(s.seq + draw(JUMPS)) & 0xFFFFFFFF)
+            segs.insert(p, damaged)
+            segs.insert(position(p + 1), dataclasses.replace(s))
+        elif op == "past-fin" and fin_at:
+            who = draw(st.sampled_from(sorted(fin_at)))
+            fin = segs[fin_at[who]] if fin_at[who] < len(segs) else None
+            if fin is None or not fin.flags & 0x01:
+                continue
+            beyond = draw(st.sampled_from([0, 1, 2, 100, 2**16, 2**20, 2**30]))
+            data = draw(st.binary(min_size=1, max_size=40))
+            extra = t.packet(0.0, who, "PA", data, seq=fin.seq + beyond)
+            segs.insert(position(index_of(fin) + 1), extra)
+        elif op == "ack":
+            who = draw(st.sampled_from("cs"))
+            ack = t.nxt[Talk.peer(who)] + draw(JUMPS)
+            segs.insert(position(0), t.packet(0.0, who, "A", ack=ack))
+        elif op == "retrans":
+            s = draw(st.sampled_from(sent))
+            a = draw(st.integers(0, len(s.payload) - 1))
+            b = draw(st.integers(a + 1, len(s.payload)))
+            part = dataclasses.replace(s, seq=(s.seq + a) & 0xFFFFFFFF, payload=s.payload[a:b])
+            segs.insert(position(index_of(s) + 1), part)
+        elif op == "keepalive":
+            s = draw(st.sampled_from(captured))
+            probe = dataclasses.replace(
+                s, seq=(s.seq + len(s.payload) - 1) & 0xFFFFFFFF, payload=b"\0", flags=0x10
+            )
+            segs.insert(position(index_of(s) + 1), probe)
+        elif op == "rst":
+            who = draw(st.sampled_from("cs"))
+            segs.insert(position(0), t.packet(0.0, who, "R", ack=0))
+    # Capture times in capture order, some pauses long enough to end the connection.
+    now = 1.0
+    out = []
+    for s in segs:
+        now += draw(st.sampled_from([0.0, 0.001, 0.01, 0.3, 6.0, 20.0, 200.0]))
+        out.append(dataclasses.replace(s, timestamp=now))
+    return out
+
+
+def deliveries(segments: list[Segment]) -> dict[tuple[int, Direction], list[Data]]:
+    """Data events per (connection, sending direction), from the public Assembler."""
+    asm = Assembler()
+    events = []
+    for s in segments:
+        events.extend(asm.feed(s))
+    events.extend(asm.close_all())
+    senders: dict[tuple[int, int], Direction] = {}
+    for e in events:
+        if isinstance(e, Closed):
+            ends = e.summary.endpoints
+            senders[(e.conn, 0)] = (ends[0], ends[1])
+            senders[(e.conn, 1)] = (ends[1], ends[0])
+    out: dict[tuple[int, Direction], list[Data]] = {}
+    for e in events:
+        if isinstance(e, Data):
+            out.setdefault((e.conn, senders[(e.conn, e.direction)]), []).append(e)
+    return out
+
+
+def stream_bytes(segments: list[Segment]) -> dict[Direction, dict[int, int]]:
+    """Ground truth per direction: the first captured copy of every byte that belongs to
+    the stream, i.e. every payload byte's sequence number (32-bit arithmetic), minus
+    those at or after the direction's FIN (its sequence number is that of the byte after
+    the FIN segment's data; all FINs of one direction agree in these inputs)."""
+    copies = first_copies(segments)
+    for s in segments:
+        if s.flags & 0x01 and direction_of(s) in copies:
+            fin = (payload_seq(s) + len(s.payload)) & 0xFFFFFFFF
+            table = copies[direction_of(s)]
+            for q in [q for q in table if seq_diff(q, fin) >= 0]:
+                del table[q]
+    return copies
+
+
+def check_never_invents(segments: list[Segment]) -> None:
+    truth = stream_bytes(segments)
+    delivered = deliveries(segments)
+    total: dict[Direction, int] = {}
+    for (conn, direction), chunks in delivered.items():
+        total[direction] = total.get(direction, 0) + sum(len(c.data) for c in chunks)
+        table = truth.get(direction, {})
+        # Offsets are relative: find the raw number of offset 0 that makes every byte
+        # the first captured copy at its sequence number (one must exist).
+        first = chunks[0]
+        candidates = [
+            (q - first.offset) & 0xFFFFFFFF for q, b in table.items() if b == first.data[0]
+        ]
+
+        def fits(base: int, chunks: list[Data] = chunks, table: dict[int, int] = table) -> bool:
+            return all(
+                table.get((base + c.offset + i) & 0xFFFFFFFF) == byte
+                for c in chunks
+                for i, byte in enumerate(c.data)
+            )
+
+        assert any(fits(base) for base in candidates), (
+            f"connection {conn} {direction}: delivered bytes are not the first captured "
+            f"copies at their sequence numbers: {[(c.offset, c.data) for c in chunks]}"
+        )
+    for direction, n in total.items():
+        # However many flows the 4-tuple made, never more bytes than sequence numbers.
+        assert n <= len(truth.get(direction, {})), (
+            f"{direction}: {n} bytes delivered, {len(truth.get(direction, {}))} sequence "
+            "numbers of stream data captured"
+        )
+
+
+def issue_item1() -> list[Segment]:
+    """Issue 9 item 1 as found: 300 bytes in three segments, a copy of the third whose
+    sequence number is damaged about 2**31 ahead, then an ordinary retransmission of the
+    second; the old code delivered 500 bytes (the retransmission again, 4 GiB ahead)."""
+    t = Talk()
+    segs = t.handshake(1.0)
+    c = t.nxt["c"]
+    segs += [t.send(2.0, "c", "PA", b"a" * 100), t.send(2.1, "c", "PA", b"b" * 100)]
+    segs += [t.send(2.2, "c", "PA", b"c" * 100)]
+    segs.append(t.packet(2.3, "c", "PA", b"c" * 100, seq=c + 200 + 2**31 - 7))
+    segs += [
+        t.packet(2.4, "s", "A", ack=c + 100),
+        t.packet(2.5, "c", "PA", b"b" * 100, seq=c + 100),
+    ]
+    segs += [t.packet(2.6, "s", "A"), t.send(3.0, "c", "FA"), t.send(3.1, "s", "FA")]
+    return segs
+
+
+def issue_item2() -> list[Segment]:
+    """Issue 9 item 2: bytes 1000 past the client's FIN, after it."""
+    t = Talk()
+    segs = [*t.handshake(1.0), t.send(2.0, "c", "PA", b"x" * 10)]
+    fin = t.nxt["c"]
+    segs += [t.send(2.1, "c", "FA"), t.send(2.2, "s", "FA")]
+    segs.append(t.packet(2.3, "c", "PA", b"y" * 10, seq=fin + 1000))
+    return segs
+
+
+@settings(max_examples=2 * EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_conversation())
+@example(issue_item1())
+@example(issue_item2())
+def test_never_invents_bytes(segments: list[Segment]) -> None:
+    """Per direction, the bytes delivered (over every flow of the 4-tuple) never exceed
+    the distinct sequence numbers of stream data captured, and each delivered byte is
+    the first captured copy at its sequence number: a damaged sequence number, data past
+    the FIN or a late retransmission can neither duplicate nor move bytes."""
+    check_never_invents(segments)
