@@ -90,13 +90,13 @@ class _Finished:
 
     def continued_by(self, seg: Segment) -> bool:
         """Whether ``seg`` (not a SYN) lies in this connection's sequence space: its
-        sequence number in its direction's, or, if that direction sent nothing, its
-        acknowledgment in the other's."""
+        sequence number in its direction's, or its acknowledgment in the other's (a
+        new connection on the same addresses has numbers of its own, which fall in
+        either window with a chance of one in a thousand)."""
         d = 0 if (seg.src, seg.sport) == self.endpoints[0] else 1
-        mine = self.ends[d]
-        if mine is not None:
-            return mine.holds(seg.seq, MIN_BOUND)
-        theirs = self.ends[1 - d]
+        mine, theirs = self.ends[d], self.ends[1 - d]
+        if mine is not None and mine.holds(seg.seq, MIN_BOUND):
+            return True
         return bool(seg.flags & ACK) and theirs is not None and theirs.holds(seg.ack, MIN_BOUND)
 
 
@@ -130,6 +130,9 @@ class Assembler:
         #: The last finished connection of each recent 4-tuple, oldest first, at most
         #: ``max_connections`` of them (a few hundred bytes each).
         self._finished: dict[_Key, _Finished] = {}
+        #: Per 4-tuple, a packet held back until the next one tells whether it starts a
+        #: new connection or was damaged (see :meth:`feed`): (segment, order, clock).
+        self._held: dict[_Key, tuple[Segment, int, float]] = {}
         #: Captured payload bytes fed, and where the bytes of finished connections went
         #: (``HalfStream.buckets``), with the segments and acknowledgments not believed.
         self.captured = 0
@@ -141,6 +144,8 @@ class Assembler:
         self._order = 0
         self.now: float | None = None
         self._jump: float | None = None
+        #: The latest capture time fed, believed or not (see :meth:`close_all`).
+        self._latest: float | None = None
 
     @property
     def buffered(self) -> int:
@@ -156,6 +161,8 @@ class Assembler:
         """Take one segment (in capture order); return the events it causes."""
         self._order += 1
         self.captured += len(seg.payload)
+        if self._latest is None or seg.timestamp > self._latest:
+            self._latest = seg.timestamp
         events: list[AssemblerEvent] = []
         self._advance_clock(seg.timestamp)
         # Memory is reclaimed on the clock, which never goes back: a packet stamped
@@ -179,19 +186,58 @@ class Assembler:
                 events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
                 conn = None
         if conn is None:
-            conn = self._open(key, seg, clock, events)
+            prev = self._finished.get(key)
+            held = self._held.pop(key, None)
+            if prev is not None and not seg.flags & SYN and not prev.continued_by(seg):
+                if held is None:
+                    # The first packet on these addresses since their last connection
+                    # ended, and outside its sequence space: a new connection that
+                    # did not show its SYN, or a damaged number. The next packet tells.
+                    self._held[key] = (seg, self._order, clock)
+                    self._expire_due(events)
+                    return events
+                # Two packets outside the old sequence space: a new connection.
+                del self._finished[key]
+            elif held is not None:
+                # The packet held back was damaged: this one continues the old space.
+                self._refuse(held[0])
+                held = None
+            if held is not None:
+                hseg, horder, hclock = held
+                conn = self._open(key, hseg, hclock, events)
+                self._feed_into(conn, hseg, horder, hclock, events)
+            else:
+                conn = self._open(key, seg, clock, events)
+        self._feed_into(conn, seg, self._order, clock, events)
+        self._expire_due(events)
+        return events
+
+    def _feed_into(
+        self,
+        conn: TCPConnection,
+        seg: Segment,
+        order: int,
+        clock: float,
+        events: list[AssemblerEvent],
+    ) -> None:
         if clock > conn.touched:
             conn.touched = clock
         was_closed = conn.closed_at is not None
-        events.extend(conn.feed(seg, self._order))
+        events.extend(conn.feed(seg, order))
         if self._pool.buffered > self.max_total_buffer:
             self._release(seg.timestamp, events)
         if not was_closed and conn.closed_at is not None:
             conn.closed_clock = clock
             heapq.heappush(self._timers, (self._deadline(conn), conn.conn))
+
+    def _expire_due(self, events: list[AssemblerEvent]) -> None:
         if self._timers and self.now is not None and self._timers[0][0] <= self.now:
             self._expire(self.now, events)
-        return events
+
+    def _refuse(self, seg: Segment) -> None:
+        """Count a held-back packet that turned out to be damaged."""
+        self.payload["implausible"] += len(seg.payload)
+        self.implausible["segments"] += 1
 
     def _open(
         self, key: _Key, seg: Segment, clock: float, events: list[AssemblerEvent]
@@ -257,8 +303,19 @@ class Assembler:
     def close_all(self) -> list[AssemblerEvent]:
         """End of input: finish every connection still in the table."""
         events: list[AssemblerEvent] = []
+        for key, (hseg, horder, hclock) in list(self._held.items()):
+            # Nothing came after it: it was a connection of its own.
+            self._finished.pop(key, None)
+            conn = self._open(key, hseg, hclock, events)
+            self._feed_into(conn, hseg, horder, hclock, events)
+        self._held.clear()
+        latest = self._latest
         for conn in sorted(self._table.values(), key=lambda c: c.conn):
-            if conn.closed_at is not None:
+            if latest is not None and latest > self._own_deadline(conn):
+                # The capture went on past this connection's deadline: it ended by its
+                # own timer, whether or not later packets moved the clock that far.
+                events.extend(self._finish(conn, self._reason(conn, "idle"), False))
+            elif conn.closed_at is not None:
                 events.extend(self._finish(conn, self._reason(conn, "end"), False))
             else:
                 events.extend(self._finish(conn, "end", True))

@@ -69,12 +69,15 @@ def pair_of(seg: Segment) -> Pair:
 
 def content(flow: pcapflows.TCPFlow) -> dict[str, Any]:
     """Everything a flow says, minus what depends on its place among all connections
-    (the stream index and the ids derived from it)."""
+    (the stream index, the ids derived from it, and the stream index of the flow it
+    continues, which is replaced by whether it continues one)."""
     state = flow.get_state()
     del state["id"]
     del state["client_conn"]["id"]
     del state["server_conn"]["id"]
-    del state["metadata"]["pcapflows"]["stream"]
+    meta = state["metadata"]["pcapflows"]
+    del meta["stream"]
+    meta["follows"] = "follows" in meta
     return state
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from synth import Direction, Talk, direction_of, first_copies, payload_seq
+from synth import Direction, Talk, direction_of, payload_seq
 from tcptable import seg
 
 import pcapflows
@@ -402,16 +402,23 @@ def deliveries(segments: list[Segment]) -> dict[tuple[int, Direction], list[Data
 def stream_bytes(segments: list[Segment]) -> dict[Direction, dict[int, int]]:
     """Ground truth per direction: the first captured copy of every byte that belongs to
     the stream, i.e. every payload byte's sequence number (32-bit arithmetic), minus
-    those at or after the direction's FIN (its sequence number is that of the byte after
-    the FIN segment's data; all FINs of one direction agree in these inputs)."""
-    copies = first_copies(segments)
+    those at or after a FIN of its direction captured before it (the FIN's sequence
+    number is that of the byte after the FIN segment's data). A byte captured before the
+    FIN that ends below it cannot be told from data by any reader, so it counts."""
+    out: dict[Direction, dict[int, int]] = {}
+    fins: dict[Direction, int] = {}
     for s in segments:
-        if s.flags & 0x01 and direction_of(s) in copies:
-            fin = (payload_seq(s) + len(s.payload)) & 0xFFFFFFFF
-            table = copies[direction_of(s)]
-            for q in [q for q in table if seq_diff(q, fin) >= 0]:
-                del table[q]
-    return copies
+        d = direction_of(s)
+        if s.payload:
+            table = out.setdefault(d, {})
+            base = payload_seq(s)
+            for i, byte in enumerate(s.payload):
+                q = (base + i) & 0xFFFFFFFF
+                if d not in fins or seq_diff(q, fins[d]) < 0:
+                    table.setdefault(q, byte)
+        if s.flags & 0x01 and not s.flags & 0x02 and d not in fins:
+            fins[d] = (payload_seq(s) + len(s.payload)) & 0xFFFFFFFF
+    return out
 
 
 def check_never_invents(segments: list[Segment]) -> None:
