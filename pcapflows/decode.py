@@ -591,6 +591,75 @@ _V6_FRAGMENT_MAY_BE_TCP = frozenset((*_CARRIERS, *_V6_SKIPPABLE))
 _V6_MAX_HEADERS = 16
 
 
+#: IPv4 options whose length RFCs fix (MTU probe and reply, RFC 1063; Quick-Start,
+#: RFC 4782; traceroute, RFC 1393; stream id, RFC 791; router alert, RFC 2113) and the
+#: least length of the variable ones that have a fixed part (record route and the source
+#: routes: a pointer; timestamp: a pointer and the overflow/flag byte; basic security,
+#: RFC 1108: a classification byte). Wireshark warns about any other length (or calls
+#: the packet malformed) and Suricata marks such a packet invalid.
+_V4_OPTION_LENGTH = {11: 4, 12: 4, 25: 8, 82: 12, 136: 4, 148: 4}
+_V4_OPTION_MIN_LENGTH = {7: 3, 68: 4, 130: 3, 131: 3, 137: 3}
+#: The same for IPv6 hop-by-hop and destination options: router alert (RFC 2711) and
+#: jumbo payload (RFC 2675).
+_V6_OPTION_LENGTH = {5: 2, 0xC2: 4}
+
+
+def _ipv4_options_problem(buf: bytes, pos: int, end: int) -> str:
+    """What is wrong with the IPv4 options in ``buf[pos:end]``, or "" when nothing is.
+
+    The header length already says where TCP starts, so a broken option does not make
+    the payload's place uncertain: it makes the header untrustworthy. An option that
+    runs past the header, or whose length cannot be (0 or 1, or not the length its
+    RFC fixes), is what a corrupted or crafted header looks like, and the packet's
+    other fields (ports, sequence numbers, payload) deserve no more trust than it.
+    Pointers inside route and timestamp options are routing state, not layout, and
+    are not judged.
+    """
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:  # end of option list: the rest is padding
+            return ""
+        if kind == 1:  # no-operation
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            return f"option {kind} has no room for its length byte"
+        size = buf[pos + 1]
+        if size < 2:
+            return f"option {kind} of length {size}"
+        if pos + size > end:
+            return f"option {kind} of length {size} runs {pos + size - end} bytes past the header"
+        fixed = _V4_OPTION_LENGTH.get(kind)
+        if fixed is not None and size != fixed:
+            return f"option {kind} of length {size}, should be {fixed}"
+        if size < _V4_OPTION_MIN_LENGTH.get(kind, 2):
+            return f"option {kind} of length {size}, shorter than its fixed part"
+        pos += size
+    return ""
+
+
+def _ipv6_options_problem(buf: bytes, pos: int, end: int) -> str:
+    """What is wrong with the options of a hop-by-hop or destination options header
+    (``buf[pos:end]``, after its next-header and length bytes), or "" when nothing is:
+    an option running past its header, or a router alert or jumbo payload option of
+    another length than its RFC's. Pad1 is the one option without a length byte."""
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:
+            pos += 1
+            continue
+        if pos + 2 > end:
+            return f"option {kind} has no room for its length byte"
+        size = buf[pos + 1]
+        if pos + 2 + size > end:
+            return f"option {kind} of length {size} runs {pos + 2 + size - end} bytes past its header"
+        fixed = _V6_OPTION_LENGTH.get(kind)
+        if fixed is not None and size != fixed:
+            return f"option {kind} of length {size}, should be {fixed}"
+        pos += 2 + size
+    return ""
+
+
 def _final_destination(buf: bytes, pos: int, size: int, dst: str) -> str:
     """The address a routed IPv6 packet is finally for, when its routing header still
     has segments left: the transport header (and its checksum, RFC 8200 section 8.1)
@@ -699,6 +768,10 @@ class Decoder:
             raise Damage("bad ipv4 header length", f"{ihl} bytes")
         if off + ihl > n:
             raise Damage("truncated ipv4 header", f"options: {n - off} of {ihl} bytes")
+        if ihl > 20:
+            problem = _ipv4_options_problem(buf, off + 20, off + ihl)
+            if problem:
+                raise Damage("bad ipv4 options", problem)
         if total == 0:
             # TCP segmentation offload (and BIG TCP) captures carry 0 here: the packet
             # is the whole rest of the frame as it was on the wire.
@@ -765,6 +838,10 @@ class Decoder:
                 size = (buf[pos + 1] + 2) << 2 if nh == _V6_AH else (buf[pos + 1] + 1) << 3
                 if pos + size > end:
                     raise Damage("truncated ipv6 extension header", f"{size} bytes")
+                if nh == _V6_HOP or nh == _V6_DSTOPTS:
+                    problem = _ipv6_options_problem(buf, pos + 2, pos + size)
+                    if problem:
+                        raise Damage("bad ipv6 options", problem)
                 if nh == _V6_ROUTING and pos + 4 <= end and buf[pos + 3]:
                     dst = _final_destination(buf, pos, size, dst)
                 nh = buf[pos]

@@ -43,8 +43,10 @@ from scapy.layers.l2 import (
 )
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
-from scapy.utils import RawPcapReader
+from scapy.utils import RawPcapReader, wrpcap
+from tcptable import require_tshark
 
+import pcapflows
 from pcapflows.decode import Decoder
 from pcapflows.ipfrag import MAX_DATAGRAM, Defragmenter
 from pcapflows.packet import Packet
@@ -244,6 +246,175 @@ def test_ipv4_options_are_skipped() -> None:
     seg, stats = decode(1, frame)
     check(seg, 4)
     nothing_lost(stats)
+
+
+def splice_ipv4_options(frame: bytes, options: bytes) -> bytes:
+    """An Ethernet/IPv4 ``frame`` (no options) given exactly ``options`` (padded with
+    zeros to 4 bytes), spliced in by hand: scapy would repair a broken option."""
+    opts = options + b"\0" * (-len(options) % 4)
+    ip = bytearray(frame[14:34])
+    ip[0] = 0x40 | (5 + len(opts) // 4)
+    struct.pack_into(">H", ip, 2, len(frame) - 14 + len(opts))
+    struct.pack_into(">H", ip, 10, 0)
+    struct.pack_into(">H", ip, 10, ip_checksum(bytes(ip) + opts))
+    return frame[:14] + bytes(ip) + opts + frame[34:]
+
+
+def with_ipv4_options(options: bytes, **fields: object) -> bytes:
+    """The usual crafted segment (``tcp(**fields)``) with ``options`` in its IPv4 header."""
+    return splice_ipv4_options(bytes(eth() / ip4() / tcp(**fields)), options)
+
+
+def ip_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f">{len(header) // 2}H", header))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+#: IPv4 options that make a header untrustworthy (option bytes, before padding).
+BAD_IPV4_OPTIONS = {
+    "record route runs past the header": b"\x07\x20\x04" + b"\0" * 5,
+    "unknown option runs past the header": b"\x9e\x10\x00\x00",
+    "length 0": b"\x88\x00\x00\x00",
+    "length 1": b"\x94\x01\x00\x00",
+    "no room for the length byte": b"\x01\x01\x01\x07",
+    "router alert of length 6": b"\x94\x06" + b"\0" * 4,
+    "traceroute of length 8": b"\x52\x08" + b"\0" * 6,
+    "quick-start of length 6": b"\x19\x06" + b"\0" * 4,
+    "record route without a pointer": b"\x07\x02\x00\x00",
+    "timestamp without its flags": b"\x44\x03\x05\x00",
+}
+#: Unusual but well-formed IPv4 options.
+GOOD_IPV4_OPTIONS = {
+    "record route": b"\x07\x07\x04" + b"\0" * 4,
+    "nops then router alert": b"\x01\x01\x94\x04\x00\x00",
+    "loose source route, empty": b"\x83\x03\x04",
+    "basic security, shortest": b"\x82\x03\x01",
+    "timestamp, no room for entries": b"\x44\x04\x05\x00",
+    "unknown option of length 2": b"\x9e\x02",
+    "end of list then non-zero padding": b"\x00\x07\x03",
+    "stream id": b"\x88\x04\x00\x01",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IPV4_OPTIONS), ids=list(BAD_IPV4_OPTIONS))
+def test_malformed_ipv4_options_are_damage(case: str) -> None:
+    """Suricata drops such a packet and tshark flags it (test below); its payload must
+    never be delivered as data of the connection."""
+    seg, stats = decode(1, with_ipv4_options(BAD_IPV4_OPTIONS[case]))
+    assert seg is None
+    assert stats.anomalies == {"bad ipv4 options": 1}
+    assert stats.anomaly_details[0].startswith(f"bad ipv4 options: frame {FRAME}: option ")
+    assert stats.tcp_segments == 0 and not stats.skipped
+
+
+@pytest.mark.parametrize("case", list(GOOD_IPV4_OPTIONS), ids=list(GOOD_IPV4_OPTIONS))
+def test_wellformed_ipv4_options_are_walked_over(case: str) -> None:
+    seg, stats = decode(1, with_ipv4_options(GOOD_IPV4_OPTIONS[case]))
+    check(seg, 4)
+    nothing_lost(stats)
+
+
+def _tshark_expert(frames: list[bytes], tmp_path: Path) -> list[set[str]]:
+    """The expert-info groups tshark reports on each of ``frames`` (Ethernet)."""
+    path = tmp_path / "frames.pcap"
+    wrpcap(str(path), [Ether(f) for f in frames])
+    out = subprocess.run(
+        [require_tshark(), "-r", str(path), "-T", "fields", "-e", "frame.number"]
+        + [f"-e_ws.expert.{field}" for field in ("group", "severity")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    groups: list[set[str]] = []
+    for line in out.splitlines():
+        _, group, severity = [*line.split("\t"), "", ""][:3]
+        found = set()
+        for g, sev in zip(group.split(","), severity.split(","), strict=False):
+            # 0x09000000 protocol, 0x07000000 malformed; severity 0x00600000 warning
+            # and above (a note, like "TCP keep-alive segment", is not a complaint).
+            if g and int(g) in (0x09000000, 0x07000000) and int(sev) >= 0x00600000:
+                found.add(g)
+        groups.append(found)
+    return groups
+
+
+def test_tshark_agrees_which_ipv4_options_are_malformed(tmp_path: Path) -> None:
+    """tshark 4.0 warns about every option the decoder calls damage ("option goes past
+    end of options", "too-short option length", "should be 4"), or calls the packet
+    malformed; and about none of the options it accepts."""
+    bad = [with_ipv4_options(o, seq=SEQ + i) for i, o in enumerate(BAD_IPV4_OPTIONS.values())]
+    good = [with_ipv4_options(o, seq=SEQ - i) for i, o in enumerate(GOOD_IPV4_OPTIONS.values())]
+    verdicts = _tshark_expert(bad + good, tmp_path)
+    assert len(verdicts) == len(bad) + len(good)
+    for case, verdict in zip(BAD_IPV4_OPTIONS, verdicts[: len(bad)], strict=True):
+        assert verdict, f"tshark accepts {case}"
+    for case, verdict in zip(GOOD_IPV4_OPTIONS, verdicts[len(bad) :], strict=True):
+        assert not verdict, f"tshark complains about {case}"
+
+
+def test_payload_behind_malformed_ipv4_options_is_never_delivered(tmp_path: Path) -> None:
+    """End to end: the middle segment of three has an option running past its header.
+    It is damage, counted, and its bytes are not data (on the code before the check,
+    they were delivered between the other two)."""
+    frames = []
+    for seq, payload, options in ((100, b"GOOD1", b""), (105, b"EVIL!", b"\x07\x20\x04")):
+        base = eth() / ip4() / TCP(sport=40000, dport=80, seq=seq, ack=1, flags="PA")
+        frames.append(splice_ipv4_options(bytes(base / Raw(payload)), options))
+    frames.append(bytes(eth() / ip4() / TCP(sport=40000, dport=80, seq=105, ack=1) / "GOOD2"))
+    path = tmp_path / "evil.pcap"
+    wrpcap(str(path), [Ether(f) for f in frames])
+    reader = pcapflows.read(path)
+    with pytest.warns(pcapflows.PcapflowsWarning, match="1 x bad ipv4 options"):
+        data = b"".join(m.content for f in reader for m in f.messages)
+    assert data == b"GOOD1GOOD2"
+    assert reader.stats.anomalies == {"bad ipv4 options": 1}
+
+
+#: Hop-by-hop or destination options (the bytes after the next-header and length
+#: bytes of an 8-byte header) that run past their header or contradict their RFC.
+BAD_IPV6_OPTIONS = {
+    "padn runs past the header": b"\x01\x09" + b"\0" * 4,
+    "padn of length 1 in a 1-byte space": b"\x05\x02\0\0\x01\x01",
+    "no room for the length byte": b"\0" * 5 + b"\x05",
+    "router alert of length 4": b"\x05\x04" + b"\0" * 4,
+    "jumbo payload of length 2": b"\xc2\x02\0\0\x01\x00",
+}
+GOOD_IPV6_OPTIONS = {
+    "padn": b"\x01\x04" + b"\0" * 4,
+    "router alert and padn 0": b"\x05\x02\0\0\x01\x00",
+    "pad1 only": b"\0" * 6,
+    "unknown skippable option": b"\x1e\x04abcd",
+}
+
+
+@pytest.mark.parametrize("header", [0, 60], ids=["hop-by-hop", "destination"])
+@pytest.mark.parametrize("case", list(BAD_IPV6_OPTIONS), ids=list(BAD_IPV6_OPTIONS))
+def test_malformed_ipv6_options_are_damage(case: str, header: int) -> None:
+    ext = b"\x06\x00" + BAD_IPV6_OPTIONS[case]
+    seg, stats = decode(1, bytes(eth() / ip6(nh=header) / Raw(ext) / tcp()))
+    assert seg is None
+    assert stats.anomalies == {"bad ipv6 options": 1}
+    assert stats.tcp_segments == 0 and not stats.skipped
+
+
+@pytest.mark.parametrize("header", [0, 60], ids=["hop-by-hop", "destination"])
+@pytest.mark.parametrize("case", list(GOOD_IPV6_OPTIONS), ids=list(GOOD_IPV6_OPTIONS))
+def test_wellformed_ipv6_options_are_walked_over(case: str, header: int) -> None:
+    ext = b"\x06\x00" + GOOD_IPV6_OPTIONS[case]
+    seg, stats = decode(1, bytes(eth() / ip6(nh=header) / Raw(ext) / tcp()))
+    check(seg, 6)
+    nothing_lost(stats)
+
+
+def test_ipv6_extension_header_past_the_packet_is_damage() -> None:
+    """A destination options header claiming 88 bytes in a packet of 66 (8 of them
+    before TCP): counted, not walked into the TCP header and beyond."""
+    frame = bytes(eth() / ip6(nh=60) / Raw(b"\x06\x0a" + b"\x01\x04" + b"\0" * 4) / tcp())
+    seg, stats = decode(1, frame)
+    assert seg is None
+    assert stats.anomalies == {"truncated ipv6 extension header": 1}
 
 
 def test_tcp_options_are_not_payload() -> None:
