@@ -652,7 +652,8 @@ def _ipv6_options_problem(buf: bytes, pos: int, end: int) -> str:
             return f"option {kind} has no room for its length byte"
         size = buf[pos + 1]
         if pos + 2 + size > end:
-            return f"option {kind} of length {size} runs {pos + 2 + size - end} bytes past its header"
+            over = pos + 2 + size - end
+            return f"option {kind} of length {size} runs {over} bytes past its header"
         fixed = _V6_OPTION_LENGTH.get(kind)
         if fixed is not None and size != fixed:
             return f"option {kind} of length {size}, should be {fixed}"
