@@ -177,6 +177,106 @@ LINKS: list[tuple[str, int, tuple[int, ...], Callable[[ScapyPacket], bytes]]] = 
     ("ipv4 228", 228, (4,), bytes),
     ("ipv6 229", 229, (6,), bytes),
 ]
+
+
+def _ethertype_of(p: ScapyPacket) -> bytes:
+    return b"\x86\xdd" if isinstance(p, IPv6) else b"\x08\x00"
+
+
+def _pbb(p: ScapyPacket, c_tag: bool = False) -> bytes:
+    """802.1ad backbone tag, 802.1ah I-TAG (I-SID 0x0a0b0c), customer addresses, an
+    optional customer 802.1Q tag, then the customer's type."""
+    itag = b"\x00\x0a\x0b\x0c" + bytes.fromhex("020000000c02020000000c01")
+    tag = b"\x81\x00\x00\x21" if c_tag else b""
+    return bytes(eth() / Dot1AD(vlan=30, type=0x88E7)) + itag + tag + _ethertype_of(p) + bytes(p)
+
+
+def _fabricpath(p: ScapyPacket, vlan: bool = False) -> bytes:
+    """Cisco FabricPath: outer switch addresses, type 0x8903, forwarding tag and TTL,
+    then the whole original frame."""
+    inner = eth() / Dot1Q(vlan=9) / p if vlan else eth() / p
+    return bytes.fromhex("020000000f02020000000f01") + b"\x89\x03\x00\x3f" + bytes(inner)
+
+
+def _arcnet_id(p: ScapyPacket, rfc1201: bool = True) -> bytes:
+    if isinstance(p, IPv6):
+        return b"\xc4"
+    return b"\xd4" if rfc1201 else b"\xf0"
+
+
+LINKS += [
+    (
+        "vn-tag",
+        1,
+        (4, 6),
+        lambda p: bytes(eth(type=0x8926)) + b"\x80\x05\x40\x07" + _ethertype_of(p) + bytes(p),
+    ),
+    (
+        "802.1q then vn-tag",
+        1,
+        (4, 6),
+        lambda p: (
+            bytes(eth() / Dot1Q(vlan=3, type=0x8926))
+            + b"\x00\x01\x00\x02"
+            + _ethertype_of(p)
+            + bytes(p)
+        ),
+    ),
+    ("pbb", 1, (4, 6), _pbb),
+    ("pbb with a customer tag", 1, (4, 6), lambda p: _pbb(p, c_tag=True)),
+    ("sll2 pbb", 276, (4, 6), lambda p: bytes(CookedLinuxV2(proto=0x88E7)) + _pbb(p)[18:]),
+    ("fabricpath", 1, (4, 6), _fabricpath),
+    ("fabricpath with a vlan tag", 1, (4, 6), lambda p: _fabricpath(p, vlan=True)),
+    (
+        "ppp mpls",
+        9,
+        (4, 6),
+        lambda p: (
+            b"\xff\x03\x02\x81"
+            + struct.pack(">II", 16 << 12 | 64, 17 << 12 | 1 << 8 | 64)
+            + bytes(p)
+        ),
+    ),
+    (
+        "fddi llc snap",
+        10,
+        (4, 6),
+        lambda p: (
+            b"\x50"
+            + bytes.fromhex("020000000b02020000000b01")
+            + b"\xaa\xaa\x03\x00\x00\x00"
+            + _ethertype_of(p)
+            + bytes(p)
+        ),
+    ),
+    (
+        "arcnet bsd rfc 1201",
+        7,
+        (4, 6),
+        lambda p: b"\x01\x02" + _arcnet_id(p) + b"\x00\x00\x07" + bytes(p),
+    ),
+    ("arcnet bsd rfc 1051", 7, (4,), lambda p: b"\x01\x02\xf0" + bytes(p)),
+    (
+        "arcnet bsd exception frame",
+        7,
+        (4, 6),
+        lambda p: (
+            b"\x01\x02"
+            + _arcnet_id(p)
+            + b"\xff\xff\xff"
+            + _arcnet_id(p)
+            + b"\x00\x00\x07"
+            + bytes(p)
+        ),
+    ),
+    (
+        "arcnet linux",
+        129,
+        (4, 6),
+        lambda p: b"\x01\x02\x00\x00" + _arcnet_id(p) + b"\x00\x00\x07" + bytes(p),
+    ),
+    ("arcnet linux rfc 1051", 129, (4,), lambda p: b"\x01\x02\x00\x00\xf0" + bytes(p)),
+]
 # Every BSD AF_INET6 value (Linux, NetBSD/OpenBSD, FreeBSD, macOS), both byte orders.
 for _af in (10, 24, 28, 30):
     LINKS.append((f"null le af {_af}", 0, (6,), lambda p, af=_af: bytes(Loopback(type=af) / p)))
@@ -206,10 +306,24 @@ def test_unknown_link_type_and_ethertypes_are_skipped_by_name() -> None:
     assert decode(1, bytes(eth() / ARP()), stats=stats)[0] is None
     assert decode(1, bytes(eth() / Dot1Q() / ARP()), stats=stats)[0] is None
     assert decode(0, struct.pack("<I", 7) + bytes(ip4() / tcp()), stats=stats)[0] is None
+    assert (
+        decode(1, bytes(eth(type=0x88E7)) + b"\0" * 16 + bytes(eth() / ARP())[12:], stats=stats)[0]
+        is None
+    )
+    assert decode(7, b"\x01\x02\xd5\x00\x00\x01" + bytes(ARP()), stats=stats)[0] is None
+    assert decode(129, b"\x01\x02\x00\x00\xfa" + b"\0" * 40, stats=stats)[0] is None
+    fddi_smt = b"\x41" + b"\x02" * 12 + b"\0" * 40
+    assert decode(10, fddi_smt, stats=stats)[0] is None
+    fddi_llc = b"\x50" + b"\x02" * 12 + b"\x42\x42\x03" + b"\0" * 40  # spanning tree
+    assert decode(10, fddi_llc, stats=stats)[0] is None
     assert stats.skipped == {
         "linktype 147 unsupported": 1,
-        "ethertype 0x0806": 2,
+        "ethertype 0x0806": 3,
         "loopback address family 7": 1,
+        "arcnet protocol 0xd5": 1,
+        "arcnet protocol 0xfa": 1,
+        "fddi frame without llc": 1,
+        "fddi llc frame without snap": 1,
     }
     assert stats.tcp_segments == 0
     assert not stats.anomalies
@@ -862,6 +976,9 @@ def _valid_frames() -> list[tuple[int, bytes]]:
         (108, bytes(LoopbackOpenBSD(type=2) / ip4() / tcp())),
         (101, bytes(ip6() / IPv6ExtHdrFragment(m=0, offset=0) / tcp())),
         (228, bytes(ip4() / tcp())),
+        # Every link layer and tag of LINKS, with IPv6 where it has it.
+        *((lt, wrap(L3[versions[-1]]())) for _, lt, versions, wrap in LINKS),
+        (1, with_ipv4_options(b"\x07\x07\x04" + b"\0" * 4)),
     ]
 
 
@@ -882,7 +999,7 @@ def test_every_prefix_of_valid_frames_never_raises() -> None:
     assert stats.anomalies["undecodable packet"] == 0
 
 
-LINKTYPES = [0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 228, 229, 239, 276]
+LINKTYPES = [0, 1, 7, 9, 10, 12, 14, 50, 101, 104, 105, 108, 113, 127, 129, 228, 229, 239, 276]
 
 
 @settings(max_examples=300, deadline=None)
