@@ -329,6 +329,12 @@ def _ieee80211_body(layer: object) -> LinkResult:
         raise Skip("802.11 frame without data")
     if layer.wep:
         raise Skip("802.11 encrypted data")
+    qos = getattr(layer, "qos_data", None)
+    if qos is not None and qos.control & 0x8000:
+        # An aggregate of several MSDUs (several packets in one frame): one frame gives
+        # at most one segment here, so it is counted rather than half decoded. dpkt
+        # reads the little-endian QoS control field big-endian: bit 7 is 0x8000.
+        raise Skip("802.11 a-msdu")
     body = layer.data
     if not isinstance(body, bytes) or body[:3] != b"\xaa\xaa\x03":
         raise Skip("802.11 data without llc/snap")

@@ -284,6 +284,21 @@ def test_wccp_version_1_has_no_redirect_header() -> None:
     assert not stats.skipped and not stats.anomalies
 
 
+def test_aruba_a_msdu_is_counted_not_decoded() -> None:
+    """An A-MSDU (several packets in one 802.11 frame) is skipped by name: a frame
+    yields at most one segment, and half an aggregate would be a silent loss."""
+    frame = (
+        outer4()
+        / GRE(proto=0x8230)
+        / Dot11(type=2, subtype=8, FCfield=1, addr1="02:00:00:00:cc:01")
+        / Dot11QoS(A_MSDU_Present=1)
+        / Raw(b"\x02" * 12 + b"\x00\x30" + bytes(LLC() / SNAP(code=0x0800) / inner(4)))
+    )
+    seg, stats = decode(1, bytes(frame))
+    assert seg is None
+    assert stats.skipped == {"802.11 a-msdu": 1} and not stats.anomalies
+
+
 def test_ayiya_other_opcodes_and_protocols_are_skipped() -> None:
     stats = ReadStats()
     decoder = Decoder(stats)
