@@ -235,6 +235,87 @@ def _null(order: str, af6: int) -> Encap:
     return encap
 
 
+def _vntag(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """Ethernet with a Cisco VN-Tag (0x8926): virtual interfaces 5 (destination) and 7
+    (source), direction and pointer bits clear."""
+    return dst + src + struct.pack("!HIH", 0x8926, 5 << 16 | 7, _ethertype(l3)) + l3
+
+
+def _pbb(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """IEEE 802.1ah provider backbone bridging: backbone addresses, a B-TAG (0x88A8, VLAN
+    300), an I-TAG (0x88E7, I-SID 0x010203), then the customer frame's addresses and
+    type."""
+    b_src, b_dst = (b"\x02\x00\x00\x00\xbb\x01", b"\x02\x00\x00\x00\xbb\x02")
+    if not out:
+        b_src, b_dst = b_dst, b_src
+    tags = struct.pack("!HHHI", 0x88A8, 300, 0x88E7, 0x010203)
+    return b_dst + b_src + tags + dst + src + struct.pack("!H", _ethertype(l3)) + l3
+
+
+def _fabricpath(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """Cisco FabricPath: outer switch addresses, type 0x8903, forwarding tag 1 and TTL
+    63, then the original Ethernet frame, and the frame check sequence, which
+    FabricPath ports capture (Wireshark expects it after the inner frame)."""
+    sw_src, sw_dst = (b"\x02\x00\x01\x00\x00\x01", b"\x02\x00\x02\x00\x00\x01")
+    if not out:
+        sw_src, sw_dst = sw_dst, sw_src
+    frame = sw_dst + sw_src + struct.pack("!HH", 0x8903, 1 << 6 | 63) + _eth(l3, src, dst, out)
+    return frame + struct.pack("<I", zlib.crc32(frame))
+
+
+def _ppp_mpls(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """PPP in HDLC-like framing carrying MPLS (protocol 0x0281): labels 16 and 17, the
+    second at the bottom of the stack."""
+    labels = struct.pack("!II", 16 << 12 | 64, 17 << 12 | 1 << 8 | 64)
+    return b"\xff\x03\x02\x81" + labels + l3
+
+
+def _fddi(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+    """FDDI: frame control 0x50 (asynchronous LLC), addresses, 802.2 LLC/SNAP with the
+    ethertype (RFC 1390)."""
+    snap = b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", _ethertype(l3))
+    return b"\x50" + dst + src + snap + l3
+
+
+def _arcnet(linux: bool) -> Encap:
+    """ARCNET: 1-byte source and destination (0x10 the client, 0x20 the server), on
+    Linux (link type 129) the 2-byte offset field, then the protocol id (RFC 1201 IPv4
+    0xD4, RFC 2497 IPv6 0xC4), split flag 0 and a sequence number."""
+    seq = [0x0100]
+
+    def encap(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+        a, b = (0x10, 0x20) if out else (0x20, 0x10)
+        proto = 0xC4 if l3[0] >> 4 == 6 else 0xD4
+        seq[0] += 1
+        offset = b"\x00\x00" if linux else b""
+        return bytes([a, b]) + offset + struct.pack("!BBH", proto, 0, seq[0]) + l3
+
+    return encap
+
+
+def ayiya_header(l3: bytes) -> bytes:
+    """AYIYA as SixXS clients send it: identity of 16 bytes (size code 4, type IPv6
+    address), SHA-1 signature (5 words, hash method 2), authentication method 1,
+    opcode 1 (forward), the inner packet's IP protocol, a fixed epoch time."""
+    nxt = 41 if l3[0] >> 4 == 6 else 4
+    identity = ipaddress.ip_address("2001:db8:ffff::1").packed
+    signature = hashlib.sha1(l3).digest()
+    return bytes([0x41, 0x52, 0x11, nxt]) + struct.pack("!I", 1_700_000_000) + identity + signature
+
+
+def _wifi_qos(l3: bytes, out: bool) -> bytes:
+    """An 802.11 QoS data frame (TID 0) with LLC/SNAP, no FCS: to the AP (ToDS) from the
+    client, from the AP (FromDS) to it, as an Aruba AP tunnels them."""
+    bssid = b"\x02\x00\x00\x00\xcc\x01"
+    src, dst = (MAC_A, MAC_B) if out else (MAC_B, MAC_A)
+    if out:
+        flags, a1, a2, a3 = 0x01, bssid, src, dst
+    else:
+        flags, a1, a2, a3 = 0x02, dst, bssid, src
+    header = struct.pack("<BBH", 0x88, flags, 0) + a1 + a2 + a3 + struct.pack("<HH", 0x10, 0)
+    return header + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", _ethertype(l3)) + l3
+
+
 # Tunnels: the inner packet wrapped by an outer Ethernet/IP path. The client's side of
 # the tunnel is OUTER_A, so the outer addresses mirror the inner direction.
 OUTER_A, OUTER_B = "198.18.0.1", "198.18.0.2"
@@ -424,6 +505,43 @@ def tunnel_links() -> list[tuple[str, str, Encap, bool, bool, list[dict[str, Any
             False,
             True,
             [hop("teredo", sport=3544, dport=3544)],
+        ),
+        (
+            "tunnel_gre_udp.pcap",
+            "GRE in UDP (RFC 8086, UDP 4754) carrying IPv4 and IPv6.",
+            _tunnel(
+                lambda l3, out: UDP(sport=49154, dport=4754) / GRE(proto=_ethertype(l3)) / Raw(l3)
+            ),
+            True,
+            True,
+            [hop("gre-udp", sport=49154, dport=4754)],
+        ),
+        (
+            "tunnel_ayiya.pcap",
+            "AYIYA (UDP 5072) carrying IPv4 and IPv6, with a 16-byte identity and a SHA-1 "
+            "signature.",
+            _tunnel(lambda l3, out: UDP(sport=5072, dport=5072) / Raw(ayiya_header(l3) + l3)),
+            True,
+            True,
+            [hop("ayiya", sport=5072, dport=5072)],
+        ),
+        (
+            "tunnel_wccp.pcap",
+            "WCCP version 2 redirection: GRE protocol 0x883E, a 4-byte redirect header "
+            "(dynamic service 90), then the redirected IPv4 or IPv6 packet.",
+            _tunnel(lambda l3, out: GRE(proto=0x883E) / Raw(b"\x01\x5a\x00\x00" + l3)),
+            True,
+            True,
+            [hop("wccp")],
+        ),
+        (
+            "tunnel_aruba.pcap",
+            "Aruba access point to controller: GRE protocol 0x8210 carrying 802.11 QoS data "
+            "frames (ToDS from the client, FromDS to it) with LLC/SNAP.",
+            _tunnel(lambda l3, out: GRE(proto=0x8210) / Raw(_wifi_qos(l3, out))),
+            True,
+            True,
+            [hop("aruba")],
         ),
         (
             "tunnel_ipip.pcap",
@@ -947,8 +1065,10 @@ class Capture:
         self.conns: list[Conn] = []
         self.non_tcp = 0
         #: The tunnel path (outermost first) of the client's packets, for tunnel
-        #: captures: the server's packets take the mirror path.
+        #: captures: the server's packets take the mirror path (outer addresses
+        #: swapped), unless ``tunnel_server`` states their path.
         self.tunnel: list[dict[str, Any]] | None = None
+        self.tunnel_server: list[dict[str, Any]] | None = None
 
     def add(self, ts: int, frame: bytes, iface: int = 0) -> Record:
         """Append one frame (truncated to the snap length when written)."""
@@ -1018,6 +1138,11 @@ class Capture:
                     "first_frame": first,
                     "last_frame": last,
                     **({"tunnel": self.tunnel} if self.tunnel is not None else {}),
+                    **(
+                        {"tunnel_server": self.tunnel_server}
+                        if self.tunnel_server is not None
+                        else {}
+                    ),
                 }
             )
         return {
@@ -1133,9 +1258,19 @@ def ep(base: Endpoint, port: int | None = None, ip: str | None = None) -> Endpoi
     return Endpoint(ip or base.ip, port if port is not None else base.port, base.mac)
 
 
-def short_conversation(cap: Capture, v6: bool = False, t: int = T0, **kw: Any) -> Conn:
+def short_conversation(
+    cap: Capture,
+    v6: bool = False,
+    t: int = T0,
+    *,
+    client: Endpoint | None = None,
+    server: Endpoint | None = None,
+    **kw: Any,
+) -> Conn:
     """The conversation every encapsulation carries: handshake, GET, 200, FIN close."""
-    c = cap.conn(CLIENT6 if v6 else CLIENT4, SERVER6 if v6 else SERVER4, ISN_C, ISN_S, **kw)
+    client = client or (CLIENT6 if v6 else CLIENT4)
+    server = server or (SERVER6 if v6 else SERVER4)
+    c = cap.conn(client, server, ISN_C, ISN_S, **kw)
     t = c.handshake(t, us(150))
     t += us(40)
     c.data(t, C, REQ)
@@ -1289,6 +1424,50 @@ def encapsulations() -> list[Capture]:
         Link(242, _ipoib, "ib0"),
         v6=True,
     )
+    simple(
+        "link_vntag.pcap",
+        "Ethernet with a Cisco VN-Tag (0x8926), IPv4 and IPv6.",
+        Link(1, _vntag),
+        v6=True,
+    )
+    simple(
+        "link_pbb.pcap",
+        "IEEE 802.1ah provider backbone bridging: B-TAG, I-TAG (0x88E7), customer "
+        "addresses, IPv4 and IPv6.",
+        Link(1, _pbb),
+        v6=True,
+    )
+    simple(
+        "link_fabricpath.pcap",
+        "Cisco FabricPath (0x8903) around the original Ethernet frame, with the frame "
+        "check sequence; IPv4 and IPv6.",
+        Link(1, _fabricpath),
+        v6=True,
+    )
+    simple(
+        "link_ppp_mpls.pcap",
+        "PPP (linktype 9) carrying MPLS (protocol 0x0281, two labels), IPv4 and IPv6.",
+        Link(9, _ppp_mpls, "ppp0"),
+        v6=True,
+    )
+    simple(
+        "link_fddi_10.pcap",
+        "FDDI (linktype 10): frame control, addresses, LLC/SNAP; IPv4 and IPv6.",
+        Link(10, _fddi, "fddi0"),
+        v6=True,
+    )
+    simple(
+        "link_arcnet_7.pcap",
+        "ARCNET as BSD captures it (linktype 7): RFC 1201 IPv4 and RFC 2497 IPv6.",
+        Link(7, _arcnet(linux=False), "arc0"),
+        v6=True,
+    )
+    simple(
+        "link_arcnet_129.pcap",
+        "ARCNET as Linux captures it (linktype 129, with the offset field), IPv4 and IPv6.",
+        Link(129, _arcnet(linux=True), "arc0"),
+        v6=True,
+    )
     simple("gzip_pcap.pcap.gz", "gzip-compressed classic pcap (Ethernet, IPv4).", ether())
     simple(
         "gzip_pcapng.pcapng.gz",
@@ -1334,11 +1513,57 @@ def encapsulations() -> list[Capture]:
     for name, desc, encap, v4, v6, path in tunnel_links():
         simple(name, desc, Link(1, encap), v4=v4, v6=v6).tunnel = path
 
+    caps.append(teredo_any_port())
     caps.append(fragments(v6=False))
     caps.append(fragments(v6=True))
     caps.append(eth_padding())
     caps.append(two_interfaces())
     return caps
+
+
+def teredo_any_port() -> Capture:
+    """Teredo between a client behind a NAT (UDP 3797) and a relay (UDP 32900), as in
+    Zeek's Teredo trace: no 3544 anywhere, so only the content says Teredo. Around it,
+    UDP that must stay UDP: a DNS query, a datagram starting like IPv6 whose length
+    does not match, and IPv6 between two non-Teredo addresses; and a Teredo bubble
+    (IPv6 without a next header) on the tunnel's ports, which is skipped."""
+    host, relay = "192.0.2.16", "203.0.113.38"
+    client = Endpoint("2001:0:4136:e378:8000:63bf:3fff:fdd2", 49153, MAC_A)
+    server = Endpoint("2001:db8:4860::68", 80, MAC_B)
+
+    def encap(l3: bytes, src: bytes, dst: bytes, out: bool) -> bytes:
+        a, b, sport, dport = (host, relay, 3797, 32900) if out else (relay, host, 32900, 3797)
+        outer = IP(src=a, dst=b, id=0, ttl=64) / UDP(sport=sport, dport=dport) / Raw(l3)
+        return _eth(bytes(outer), src, dst, out)
+
+    cap = Capture(
+        "tunnel_teredo_anyport.pcap",
+        "Teredo on ports 3797 and 32900 (no 3544): recognized by content. Three UDP "
+        "datagrams that are not Teredo, and a Teredo bubble, are skipped.",
+        Link(1, encap),
+    )
+    mac_a, mac_b = b"\x02\x00\x00\x00\x00\xa1", b"\x02\x00\x00\x00\x00\xa2"
+
+    def udp(t: int, sport: int, dport: int, payload: bytes) -> None:
+        frame = (
+            Ether(src=mac_a, dst=mac_b)
+            / IP(src=host, dst=relay, id=0)
+            / UDP(sport=sport, dport=dport)
+        )
+        cap.noise(t, frame / Raw(payload))
+
+    dns = DNS(id=0x1234, rd=1, qd=DNSQR(qname="ipv6.example.test", qtype="AAAA"))
+    udp(T0 - ms(40), 53000, 53, bytes(dns))
+    six = bytes(IPv6(src=client.ip, dst=server.ip, nh=59))
+    udp(T0 - ms(30), 3797, 32900, six)  # a bubble: Teredo, but nothing for TCP
+    udp(T0 - ms(20), 40000, 40001, six + b"\x00" * 8)  # longer than its IPv6 length
+    udp(T0 - ms(10), 40000, 40001, bytes(IPv6(src="2001:db8::1", dst=server.ip, nh=59)))
+    short_conversation(cap, v6=True, client=client, server=server)
+    cap.tunnel = [{"type": "teredo", "src": host, "dst": relay, "sport": 3797, "dport": 32900}]
+    cap.tunnel_server = [
+        {"type": "teredo", "src": relay, "dst": host, "sport": 32900, "dport": 3797}
+    ]
+    return cap
 
 
 def _shift_nanos(cap: Capture) -> None:

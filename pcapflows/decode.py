@@ -73,6 +73,22 @@ ETH_IPV6 = 0x86DD
 #: 802.1Q, 802.1ad, and the pre-standard QinQ types: each is followed by a 2-byte tag
 #: control field and the next type, so any stack of them is walked the same way.
 VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+#: Cisco VN-Tag (802.1Qbh precursor): a 4-byte tag, then the next type.
+ETH_VNTAG = 0x8926
+#: IEEE 802.1ah provider backbone bridging: a 4-byte I-TAG (priority, flags, I-SID),
+#: then the customer's destination and source addresses, then the customer's type.
+ETH_PBB = 0x88E7
+#: Link-layer tags that sit between an ethertype and the next one: ethertype -> bytes
+#: from this ethertype field to the next. Walked in any number and order, since
+#: provider networks stack them (an 802.1ad tag, PBB, a customer 802.1Q tag, ...).
+LINK_TAGS: dict[int, int] = {
+    **dict.fromkeys(VLAN_TYPES, 4),
+    ETH_VNTAG: 6,
+    ETH_PBB: 2 + 4 + 12,
+}
+#: Cisco FabricPath: a frame whose type is this carries a 16-byte outer header (outer
+#: addresses, this type, forwarding tag and TTL) before the whole original frame.
+ETH_FABRICPATH = 0x8903
 ETH_PPPOE_SESSION = 0x8864
 ETH_MPLS = frozenset((0x8847, 0x8848))
 
@@ -113,20 +129,25 @@ def _by_ethertype(et: int, buf: bytes, off: int) -> LinkResult:
 
 
 def _ethertype(buf: bytes, off: int) -> LinkResult:
-    """Read the ethertype at ``off``, walking any stack of VLAN tags first."""
+    """Read the ethertype at ``off``, walking any stack of link-layer tags first."""
     n = len(buf)
     while True:
         if off + 2 > n:
             raise Damage("truncated link header", f"{n} bytes")
         et = buf[off] << 8 | buf[off + 1]
-        if et == ETH_IPV4:  # the common case, before any set lookup
+        if et == ETH_IPV4:  # the common case, before any lookup
             return IPV4, buf, off + 2, n
-        if et not in VLAN_TYPES:
+        skip = LINK_TAGS.get(et)
+        if skip is None:
             return _by_ethertype(et, buf, off + 2)
-        off += 4
+        off += skip
 
 
 def _ethernet(buf: bytes) -> LinkResult:
+    """Ethernet II. A Cisco FabricPath frame is recognized by its type, as Zeek does,
+    and the original frame inside it is read instead (its header is just a layer)."""
+    if len(buf) >= 14 and buf[12] == 0x89 and buf[13] == 0x03:
+        return _ethertype(buf, 28)
     return _ethertype(buf, 12)
 
 
@@ -144,14 +165,16 @@ def _sll(buf: bytes) -> LinkResult:
 def _sll2(buf: bytes) -> LinkResult:
     """Linux cooked v2: protocol at offset 0, then 18 more bytes of header.
 
-    A VLAN protocol here means the tag control field and the inner type follow the
-    20-byte header, so the walk resumes at offset 22.
+    A tag protocol here means the rest of the tag and the inner type follow the
+    20-byte header: for a VLAN, the tag control field, so the walk resumes at offset
+    22 (as if the protocol field sat at 18, just before the header's end).
     """
     if len(buf) < 20:
         raise Damage("truncated link header", f"{len(buf)} bytes")
     et = buf[0] << 8 | buf[1]
-    if et in VLAN_TYPES:
-        return _ethertype(buf, 22)
+    skip = LINK_TAGS.get(et)
+    if skip is not None:
+        return _ethertype(buf, 18 + skip)
     return _by_ethertype(et, buf, 20)
 
 
@@ -179,6 +202,10 @@ def _mpls(buf: bytes, off: int) -> LinkResult:
     return _raw_at(buf, off, "mpls payload not ip")
 
 
+#: MPLS unicast and multicast over PPP (RFC 3032 section 4.3).
+PPP_MPLS = frozenset((0x0281, 0x0283))
+
+
 def _ppp_proto(buf: bytes, off: int) -> LinkResult:
     """A PPP protocol number (1 byte when compressed, which makes it odd) at ``off``."""
     n = len(buf)
@@ -192,6 +219,8 @@ def _ppp_proto(buf: bytes, off: int) -> LinkResult:
         return IPV4, buf, off, n
     if proto == 0x57:
         return IPV6, buf, off, n
+    if proto in PPP_MPLS:
+        return _mpls(buf, off)
     raise Skip(f"ppp protocol 0x{proto:04x}")
 
 
@@ -300,6 +329,12 @@ def _ieee80211_body(layer: object) -> LinkResult:
         raise Skip("802.11 frame without data")
     if layer.wep:
         raise Skip("802.11 encrypted data")
+    qos = getattr(layer, "qos_data", None)
+    if qos is not None and qos.control & 0x8000:
+        # An aggregate of several MSDUs (several packets in one frame): one frame gives
+        # at most one segment here, so it is counted rather than half decoded. dpkt
+        # reads the little-endian QoS control field big-endian: bit 7 is 0x8000.
+        raise Skip("802.11 a-msdu")
     body = layer.data
     if not isinstance(body, bytes) or body[:3] != b"\xaa\xaa\x03":
         raise Skip("802.11 data without llc/snap")
@@ -324,11 +359,68 @@ def _radiotap(buf: bytes) -> LinkResult:
     return _ieee80211_body(layer)
 
 
+def _fddi(buf: bytes) -> LinkResult:
+    """FDDI: frame control, destination and source (13 bytes), then 802.2 LLC. IP
+    travels in SNAP (RFC 1390), whose last two bytes are an ethertype. Frames of the
+    station management and MAC classes carry no LLC."""
+    if len(buf) < 21:
+        raise Damage("truncated link header", f"fddi: {len(buf)} bytes")
+    if buf[0] & 0x70 != 0x50:  # LLC frames, asynchronous (0x5X) or synchronous (0xDX)
+        raise Skip("fddi frame without llc")
+    if buf[13:16] != b"\xaa\xaa\x03":
+        raise Skip("fddi llc frame without snap")
+    return _ethertype(buf, 19)
+
+
+#: ARCNET protocol ids that carry IP: RFC 1051's IPv4, RFC 1201's IPv4, RFC 2497's IPv6.
+_ARCNET_IP1051, _ARCNET_IP1201, _ARCNET_IPV6 = 0xF0, 0xD4, 0xC4
+#: Ids whose header has no RFC 1201 fragmentation fields (split flag and sequence):
+#: RFC 1051 IP and ARP, diagnostics, BACnet.
+_ARCNET_UNSPLIT = frozenset((0xF0, 0xF1, 0x80, 0xCD))
+
+
+def _arcnet_at(buf: bytes, off: int, exception: bool) -> LinkResult:
+    """ARCNET from its protocol id at ``off``. RFC 1201 ids are followed by a split
+    flag and a 2-byte sequence number; in a BSD capture (``exception``) a split flag of
+    0xFF marks an exception frame, whose flag is followed by 2 bytes of padding, the
+    protocol id again and the real split flag. Linux hands over reassembled packets,
+    never exception frames."""
+    n = len(buf)
+    if off + 1 > n:
+        raise Damage("truncated link header", f"arcnet: {n} bytes")
+    proto = buf[off]
+    off += 1
+    if proto not in _ARCNET_UNSPLIT:
+        if exception and off < n and buf[off] == 0xFF:
+            off += 4
+        off += 3
+        if off > n:
+            raise Damage("truncated link header", f"arcnet: {n} bytes")
+    if proto in (_ARCNET_IP1051, _ARCNET_IP1201):
+        return IPV4, buf, off, n
+    if proto == _ARCNET_IPV6:
+        return IPV6, buf, off, n
+    raise Skip(f"arcnet protocol 0x{proto:02x}")
+
+
+def _arcnet(buf: bytes) -> LinkResult:
+    """ARCNET as BSD captures it (link type 7): source, destination, protocol id."""
+    return _arcnet_at(buf, 2, True)
+
+
+def _arcnet_linux(buf: bytes) -> LinkResult:
+    """ARCNET as Linux captures it (link type 129): source, destination, the 2-byte
+    offset field of the hardware packet, protocol id."""
+    return _arcnet_at(buf, 4, False)
+
+
 #: Link type (tcpdump.org numbering) -> handler.
 LINK_HANDLERS: dict[int, LinkHandler] = {
     0: _null,  # NULL: BSD loopback, host byte order
     1: _ethernet,  # ETHERNET
+    7: _arcnet,  # ARCNET (BSD)
     9: _ppp,  # PPP
+    10: _fddi,  # FDDI
     12: _raw,  # DLT_RAW as most BSDs number it
     14: _raw,  # DLT_RAW as OpenBSD numbers it
     50: _ppp,  # PPP_HDLC
@@ -338,6 +430,7 @@ LINK_HANDLERS: dict[int, LinkHandler] = {
     108: _loop,  # LOOP: OpenBSD loopback, network byte order
     113: _sll,  # LINUX_SLL
     127: _radiotap,  # IEEE802_11_RADIOTAP (dpkt)
+    129: _arcnet_linux,  # ARCNET_LINUX
     228: _raw4,  # IPV4
     229: _raw6,  # IPV6
     239: _nflog,  # NFLOG
@@ -357,6 +450,7 @@ INNER_ETHERNET = 1
 INNER_IP = 2  # IPv4 or IPv6, by the version nibble
 INNER_PPP = 3
 INNER_MPLS = 4
+INNER_80211 = 5  # an 802.11 frame without FCS
 
 TunnelResult = tuple[int, int, int | None, str]
 TunnelParser = Callable[[bytes, int, int], TunnelResult]
@@ -369,6 +463,13 @@ MAX_TUNNEL_DEPTH = 8
 def _need(buf_end: int, pos: int, what: str) -> None:
     if pos > buf_end:
         raise Damage("truncated tunnel header", what)
+
+
+#: GRE protocol of WCCP's redirection (Cisco's web cache protocol).
+GRE_WCCP = 0x883E
+#: GRE protocols of Aruba access points tunnelling 802.11 frames to their controller:
+#: 0x8200 to 0x8370 in steps of 0x10, and 0x9000 (the values Wireshark and Zeek know).
+GRE_ARUBA = frozenset((*range(0x8200, 0x8380, 0x10), 0x9000))
 
 
 def _gre(buf: bytes, off: int, end: int) -> TunnelResult:
@@ -434,6 +535,16 @@ def _gre(buf: bytes, off: int, end: int) -> TunnelResult:
         return INNER_PPP, pos, key, "gre"
     if proto in ETH_MPLS:
         return INNER_MPLS, pos, key, "gre"
+    if proto == GRE_WCCP:
+        # WCCP version 2 puts a 4-byte redirect header (service id, ...) before the
+        # redirected packet, version 1 none: like Wireshark, a first byte that does not
+        # start an IPv4 header is taken for the redirect header.
+        _need(end, pos + 1, "wccp")
+        if buf[pos] >> 4 != 4:
+            pos += 4
+        return INNER_IP, pos, key, "wccp"
+    if proto in GRE_ARUBA:
+        return INNER_80211, pos, key, "aruba"
     raise Skip(f"gre protocol 0x{proto:04x}")
 
 
@@ -519,6 +630,61 @@ def _teredo(buf: bytes, off: int, end: int) -> TunnelResult:
     return INNER_IP, pos, None, "teredo"
 
 
+def _gre_udp(buf: bytes, off: int, end: int) -> TunnelResult:
+    """GRE in UDP (RFC 8086): a GRE header as in IP, with a source port for entropy."""
+    kind, pos, key, name = _gre(buf, off, end)
+    return kind, pos, key, "gre-udp" if name == "gre" else name
+
+
+def _ayiya(buf: bytes, off: int, end: int) -> TunnelResult:
+    """AYIYA ("anything in anything", SixXS): 8 bytes (identity and signature sizes,
+    hash and authentication methods, opcode, next header, epoch time), then the
+    identity (2^n bytes) and the signature (4n bytes). Only opcode 1 (forward) carries
+    a packet, of the IP protocol the next-header byte names."""
+    _need(end, off + 8, "ayiya")
+    pos = off + 8 + (1 << (buf[off] >> 4)) + (buf[off + 1] >> 4) * 4
+    _need(end, pos, "ayiya identity and signature")
+    opcode = buf[off + 2] & 0x0F
+    if opcode != 1:
+        raise Skip(f"ayiya opcode {opcode}")
+    nxt = buf[off + 3]
+    if nxt not in (4, 41):
+        raise Skip(f"ayiya next header {nxt}")
+    return INNER_IP, pos, None, "ayiya"
+
+
+#: The Teredo prefix (RFC 4380): 2001:0000::/32.
+_TEREDO_PREFIX = b"\x20\x01\x00\x00"
+
+
+def _teredo_inner(buf: bytes, off: int, end: int) -> int:
+    """Where the IPv6 packet of a Teredo datagram ``buf[off:end]`` starts, past an
+    authentication indicator and an origin indication, or -1 when the datagram is not
+    one: this recognizes Teredo by content on any port (as Zeek does), so it is strict.
+    The packet must be an IPv6 header whose payload length accounts for the datagram
+    exactly, from or to a Teredo address (every Teredo packet has a Teredo client at
+    one end). A DNS or QUIC datagram matching all of that by chance would need about
+    ten specific bytes in the right places."""
+    pos = off
+    if pos + 4 <= end and buf[pos] == 0 and buf[pos + 1] == 1:
+        pos += 13 + buf[pos + 2] + buf[pos + 3]  # ids, nonce, confirmation byte
+    if pos + 8 <= end and buf[pos] == 0 and buf[pos + 1] == 0:
+        pos += 8
+    if pos + 40 > end or buf[pos] >> 4 != 6:
+        return -1
+    if pos + 40 + (buf[pos + 4] << 8 | buf[pos + 5]) != end:
+        return -1
+    if buf[pos + 8 : pos + 12] != _TEREDO_PREFIX and buf[pos + 24 : pos + 28] != _TEREDO_PREFIX:
+        return -1
+    return pos
+
+
+def _teredo_by_content(buf: bytes, off: int, end: int) -> TunnelResult:
+    """Teredo on a port other than 3544 (a relay or a client behind a NAT), when the
+    datagram's content says so (see :func:`_teredo_inner`)."""
+    return INNER_IP, _teredo_inner(buf, off, end), None, "teredo"
+
+
 #: IP protocol number -> tunnel parser.
 IP_TUNNELS: dict[int, TunnelParser] = {
     4: _ip_in_ip,  # IPv4 encapsulation (IP-in-IP, 4in6)
@@ -531,8 +697,10 @@ IP_TUNNELS: dict[int, TunnelParser] = {
 UDP_TUNNELS: dict[int, TunnelParser] = {
     2152: _gtpu,  # GTP-U
     3544: _teredo,  # Teredo
+    4754: _gre_udp,  # GRE in UDP
     4789: _vxlan,  # VXLAN (IANA)
     4790: _vxlan_gpe,  # VXLAN-GPE
+    5072: _ayiya,  # AYIYA
     6081: _geneve,  # GENEVE
 }
 
@@ -542,9 +710,10 @@ _CARRIERS = frozenset((6, 17, *IP_TUNNELS))
 
 #: Inner kinds other than IP -> the link handler that finds IP in them.
 _INNER_LINKS: dict[int, LinkHandler] = {
-    INNER_ETHERNET: lambda b: _ethertype(b, 12),
+    INNER_ETHERNET: _ethernet,
     INNER_PPP: lambda b: _ppp_proto(b, 0),
     INNER_MPLS: lambda b: _mpls(b, 0),
+    INNER_80211: _ieee80211,
 }
 
 
@@ -589,6 +758,76 @@ _V6_FRAGMENT_MAY_BE_TCP = frozenset((*_CARRIERS, *_V6_SKIPPABLE))
 #: More extension headers than any real packet has: the walk stops there (damage)
 #: rather than follow a crafted chain through a jumbogram.
 _V6_MAX_HEADERS = 16
+
+
+#: IPv4 options whose length RFCs fix (MTU probe and reply, RFC 1063; Quick-Start,
+#: RFC 4782; traceroute, RFC 1393; stream id, RFC 791; router alert, RFC 2113) and the
+#: least length of the variable ones that have a fixed part (record route and the source
+#: routes: a pointer; timestamp: a pointer and the overflow/flag byte; basic security,
+#: RFC 1108: a classification byte). Wireshark warns about any other length (or calls
+#: the packet malformed) and Suricata marks such a packet invalid.
+_V4_OPTION_LENGTH = {11: 4, 12: 4, 25: 8, 82: 12, 136: 4, 148: 4}
+_V4_OPTION_MIN_LENGTH = {7: 3, 68: 4, 130: 3, 131: 3, 137: 3}
+#: The same for IPv6 hop-by-hop and destination options: router alert (RFC 2711) and
+#: jumbo payload (RFC 2675).
+_V6_OPTION_LENGTH = {5: 2, 0xC2: 4}
+
+
+def _ipv4_options_problem(buf: bytes, pos: int, end: int) -> str:
+    """What is wrong with the IPv4 options in ``buf[pos:end]``, or "" when nothing is.
+
+    The header length already says where TCP starts, so a broken option does not make
+    the payload's place uncertain: it makes the header untrustworthy. An option that
+    runs past the header, or whose length cannot be (0 or 1, or not the length its
+    RFC fixes), is what a corrupted or crafted header looks like, and the packet's
+    other fields (ports, sequence numbers, payload) deserve no more trust than it.
+    Pointers inside route and timestamp options are routing state, not layout, and
+    are not judged.
+    """
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:  # end of option list: the rest is padding
+            return ""
+        if kind == 1:  # no-operation
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            return f"option {kind} has no room for its length byte"
+        size = buf[pos + 1]
+        if size < 2:
+            return f"option {kind} of length {size}"
+        if pos + size > end:
+            return f"option {kind} of length {size} runs {pos + size - end} bytes past the header"
+        fixed = _V4_OPTION_LENGTH.get(kind)
+        if fixed is not None and size != fixed:
+            return f"option {kind} of length {size}, should be {fixed}"
+        if size < _V4_OPTION_MIN_LENGTH.get(kind, 2):
+            return f"option {kind} of length {size}, shorter than its fixed part"
+        pos += size
+    return ""
+
+
+def _ipv6_options_problem(buf: bytes, pos: int, end: int) -> str:
+    """What is wrong with the options of a hop-by-hop or destination options header
+    (``buf[pos:end]``, after its next-header and length bytes), or "" when nothing is:
+    an option running past its header, or a router alert or jumbo payload option of
+    another length than its RFC's. Pad1 is the one option without a length byte."""
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:
+            pos += 1
+            continue
+        if pos + 2 > end:
+            return f"option {kind} has no room for its length byte"
+        size = buf[pos + 1]
+        if pos + 2 + size > end:
+            over = pos + 2 + size - end
+            return f"option {kind} of length {size} runs {over} bytes past its header"
+        fixed = _V6_OPTION_LENGTH.get(kind)
+        if fixed is not None and size != fixed:
+            return f"option {kind} of length {size}, should be {fixed}"
+        pos += 2 + size
+    return ""
 
 
 def _final_destination(buf: bytes, pos: int, size: int, dst: str) -> str:
@@ -720,6 +959,10 @@ class Decoder:
             raise Damage("bad ipv4 header length", f"{ihl} bytes")
         if off + ihl > n:
             raise Damage("truncated ipv4 header", f"options: {n - off} of {ihl} bytes")
+        if ihl > 20:
+            problem = _ipv4_options_problem(buf, off + 20, off + ihl)
+            if problem:
+                raise Damage("bad ipv4 options", problem)
         if total == 0:
             # TCP segmentation offload (and BIG TCP) captures carry 0 here: the packet
             # is the whole rest of the frame as it was on the wire.
@@ -786,6 +1029,10 @@ class Decoder:
                 size = (buf[pos + 1] + 2) << 2 if nh == _V6_AH else (buf[pos + 1] + 1) << 3
                 if pos + size > end:
                     raise Damage("truncated ipv6 extension header", f"{size} bytes")
+                if nh == _V6_HOP or nh == _V6_DSTOPTS:
+                    problem = _ipv6_options_problem(buf, pos + 2, pos + size)
+                    if problem:
+                        raise Damage("bad ipv6 options", problem)
                 if nh == _V6_ROUTING and pos + 4 <= end and buf[pos + 3]:
                     dst = _final_destination(buf, pos, size, dst)
                 nh = buf[pos]
@@ -851,13 +1098,16 @@ class Decoder:
             if end - off < 8:
                 raise Skip(_NOT_TCP[17])
             sport, dport, ulen = struct.unpack_from(">HHH", buf, off)
-            parser = UDP_TUNNELS.get(dport) or UDP_TUNNELS.get(sport)
-            if parser is None:
-                raise Skip(_NOT_TCP[17])
             if 8 <= ulen < end - off:
                 # The UDP length excludes any trailer; a larger one was cut (missing).
                 end, missing = off + ulen, 0
             off += 8
+            parser = UDP_TUNNELS.get(dport) or UDP_TUNNELS.get(sport)
+            if parser is None:
+                # Only a whole datagram can show that it is Teredo.
+                if missing or _teredo_inner(buf, off, end) < 0:
+                    raise Skip(_NOT_TCP[17])
+                parser = _teredo_by_content
         else:
             parser = IP_TUNNELS[proto]
         kind, pos, ident, name = parser(buf, off, end)

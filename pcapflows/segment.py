@@ -23,7 +23,8 @@ class TunnelHop:
     """One tunnel layer a segment was carried in, as the outer packet showed it.
 
     ``kind`` names the encapsulation (``"gre"``, ``"erspan2"``, ``"vxlan"``, ``"geneve"``,
-    ``"gtpu"``, ``"teredo"``, ``"4in4"``, ``"6in4"``, ...); ``src``/``dst`` are the outer
+    ``"gtpu"``, ``"teredo"``, ``"gre-udp"``, ``"ayiya"``, ``"wccp"``, ``"aruba"``,
+    ``"4in4"``, ``"6in4"``, ...); ``src``/``dst`` are the outer
     IP addresses, ``sport``/``dport`` the outer UDP ports (0 for tunnels directly over
     IP), ``ident`` the tunnel's own identifier where it has one (VXLAN/GENEVE VNI, GRE
     key, ERSPAN session, GTP-U TEID). This is what Zeek keeps as ``tunnel_parents``.

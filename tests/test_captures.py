@@ -131,10 +131,12 @@ def test_flows_match_ground_truth(name: str) -> None:
             assert meta["first_frame"] == exp["first_frame"], where
             assert meta["last_frame"] == exp["last_frame"], where
         if "tunnel" in exp:
-            # The client's packets came by the stated path, the server's by its mirror.
+            # The client's packets came by the stated path, the server's by its mirror
+            # (or by the path stated for them).
+            back = exp.get("tunnel_server") or [mirrored(hop) for hop in exp["tunnel"]]
             assert meta["tunnels"] == [
                 {"from_client": True, "path": exp["tunnel"]},
-                {"from_client": False, "path": [mirrored(hop) for hop in exp["tunnel"]]},
+                {"from_client": False, "path": back},
             ], where
         else:
             assert "tunnels" not in meta, where

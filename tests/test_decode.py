@@ -43,8 +43,10 @@ from scapy.layers.l2 import (
 )
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
-from scapy.utils import RawPcapReader
+from scapy.utils import RawPcapReader, wrpcap
+from tcptable import require_tshark
 
+import pcapflows
 from pcapflows.decode import Decoder
 from pcapflows.ipfrag import MAX_DATAGRAM, Defragmenter
 from pcapflows.packet import Packet
@@ -175,6 +177,106 @@ LINKS: list[tuple[str, int, tuple[int, ...], Callable[[ScapyPacket], bytes]]] = 
     ("ipv4 228", 228, (4,), bytes),
     ("ipv6 229", 229, (6,), bytes),
 ]
+
+
+def _ethertype_of(p: ScapyPacket) -> bytes:
+    return b"\x86\xdd" if isinstance(p, IPv6) else b"\x08\x00"
+
+
+def _pbb(p: ScapyPacket, c_tag: bool = False) -> bytes:
+    """802.1ad backbone tag, 802.1ah I-TAG (I-SID 0x0a0b0c), customer addresses, an
+    optional customer 802.1Q tag, then the customer's type."""
+    itag = b"\x00\x0a\x0b\x0c" + bytes.fromhex("020000000c02020000000c01")
+    tag = b"\x81\x00\x00\x21" if c_tag else b""
+    return bytes(eth() / Dot1AD(vlan=30, type=0x88E7)) + itag + tag + _ethertype_of(p) + bytes(p)
+
+
+def _fabricpath(p: ScapyPacket, vlan: bool = False) -> bytes:
+    """Cisco FabricPath: outer switch addresses, type 0x8903, forwarding tag and TTL,
+    then the whole original frame."""
+    inner = eth() / Dot1Q(vlan=9) / p if vlan else eth() / p
+    return bytes.fromhex("020000000f02020000000f01") + b"\x89\x03\x00\x3f" + bytes(inner)
+
+
+def _arcnet_id(p: ScapyPacket, rfc1201: bool = True) -> bytes:
+    if isinstance(p, IPv6):
+        return b"\xc4"
+    return b"\xd4" if rfc1201 else b"\xf0"
+
+
+LINKS += [
+    (
+        "vn-tag",
+        1,
+        (4, 6),
+        lambda p: bytes(eth(type=0x8926)) + b"\x80\x05\x40\x07" + _ethertype_of(p) + bytes(p),
+    ),
+    (
+        "802.1q then vn-tag",
+        1,
+        (4, 6),
+        lambda p: (
+            bytes(eth() / Dot1Q(vlan=3, type=0x8926))
+            + b"\x00\x01\x00\x02"
+            + _ethertype_of(p)
+            + bytes(p)
+        ),
+    ),
+    ("pbb", 1, (4, 6), _pbb),
+    ("pbb with a customer tag", 1, (4, 6), lambda p: _pbb(p, c_tag=True)),
+    ("sll2 pbb", 276, (4, 6), lambda p: bytes(CookedLinuxV2(proto=0x88E7)) + _pbb(p)[18:]),
+    ("fabricpath", 1, (4, 6), _fabricpath),
+    ("fabricpath with a vlan tag", 1, (4, 6), lambda p: _fabricpath(p, vlan=True)),
+    (
+        "ppp mpls",
+        9,
+        (4, 6),
+        lambda p: (
+            b"\xff\x03\x02\x81"
+            + struct.pack(">II", 16 << 12 | 64, 17 << 12 | 1 << 8 | 64)
+            + bytes(p)
+        ),
+    ),
+    (
+        "fddi llc snap",
+        10,
+        (4, 6),
+        lambda p: (
+            b"\x50"
+            + bytes.fromhex("020000000b02020000000b01")
+            + b"\xaa\xaa\x03\x00\x00\x00"
+            + _ethertype_of(p)
+            + bytes(p)
+        ),
+    ),
+    (
+        "arcnet bsd rfc 1201",
+        7,
+        (4, 6),
+        lambda p: b"\x01\x02" + _arcnet_id(p) + b"\x00\x00\x07" + bytes(p),
+    ),
+    ("arcnet bsd rfc 1051", 7, (4,), lambda p: b"\x01\x02\xf0" + bytes(p)),
+    (
+        "arcnet bsd exception frame",
+        7,
+        (4, 6),
+        lambda p: (
+            b"\x01\x02"
+            + _arcnet_id(p)
+            + b"\xff\xff\xff"
+            + _arcnet_id(p)
+            + b"\x00\x00\x07"
+            + bytes(p)
+        ),
+    ),
+    (
+        "arcnet linux",
+        129,
+        (4, 6),
+        lambda p: b"\x01\x02\x00\x00" + _arcnet_id(p) + b"\x00\x00\x07" + bytes(p),
+    ),
+    ("arcnet linux rfc 1051", 129, (4,), lambda p: b"\x01\x02\x00\x00\xf0" + bytes(p)),
+]
 # Every BSD AF_INET6 value (Linux, NetBSD/OpenBSD, FreeBSD, macOS), both byte orders.
 for _af in (10, 24, 28, 30):
     LINKS.append((f"null le af {_af}", 0, (6,), lambda p, af=_af: bytes(Loopback(type=af) / p)))
@@ -204,10 +306,24 @@ def test_unknown_link_type_and_ethertypes_are_skipped_by_name() -> None:
     assert decode(1, bytes(eth() / ARP()), stats=stats)[0] is None
     assert decode(1, bytes(eth() / Dot1Q() / ARP()), stats=stats)[0] is None
     assert decode(0, struct.pack("<I", 7) + bytes(ip4() / tcp()), stats=stats)[0] is None
+    assert (
+        decode(1, bytes(eth(type=0x88E7)) + b"\0" * 16 + bytes(eth() / ARP())[12:], stats=stats)[0]
+        is None
+    )
+    assert decode(7, b"\x01\x02\xd5\x00\x00\x01" + bytes(ARP()), stats=stats)[0] is None
+    assert decode(129, b"\x01\x02\x00\x00\xfa" + b"\0" * 40, stats=stats)[0] is None
+    fddi_smt = b"\x41" + b"\x02" * 12 + b"\0" * 40
+    assert decode(10, fddi_smt, stats=stats)[0] is None
+    fddi_llc = b"\x50" + b"\x02" * 12 + b"\x42\x42\x03" + b"\0" * 40  # spanning tree
+    assert decode(10, fddi_llc, stats=stats)[0] is None
     assert stats.skipped == {
         "linktype 147 unsupported": 1,
-        "ethertype 0x0806": 2,
+        "ethertype 0x0806": 3,
         "loopback address family 7": 1,
+        "arcnet protocol 0xd5": 1,
+        "arcnet protocol 0xfa": 1,
+        "fddi frame without llc": 1,
+        "fddi llc frame without snap": 1,
     }
     assert stats.tcp_segments == 0
     assert not stats.anomalies
@@ -244,6 +360,175 @@ def test_ipv4_options_are_skipped() -> None:
     seg, stats = decode(1, frame)
     check(seg, 4)
     nothing_lost(stats)
+
+
+def splice_ipv4_options(frame: bytes, options: bytes) -> bytes:
+    """An Ethernet/IPv4 ``frame`` (no options) given exactly ``options`` (padded with
+    zeros to 4 bytes), spliced in by hand: scapy would repair a broken option."""
+    opts = options + b"\0" * (-len(options) % 4)
+    ip = bytearray(frame[14:34])
+    ip[0] = 0x40 | (5 + len(opts) // 4)
+    struct.pack_into(">H", ip, 2, len(frame) - 14 + len(opts))
+    struct.pack_into(">H", ip, 10, 0)
+    struct.pack_into(">H", ip, 10, ip_checksum(bytes(ip) + opts))
+    return frame[:14] + bytes(ip) + opts + frame[34:]
+
+
+def with_ipv4_options(options: bytes, **fields: object) -> bytes:
+    """The usual crafted segment (``tcp(**fields)``) with ``options`` in its IPv4 header."""
+    return splice_ipv4_options(bytes(eth() / ip4() / tcp(**fields)), options)
+
+
+def ip_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f">{len(header) // 2}H", header))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+#: IPv4 options that make a header untrustworthy (option bytes, before padding).
+BAD_IPV4_OPTIONS = {
+    "record route runs past the header": b"\x07\x20\x04" + b"\0" * 5,
+    "unknown option runs past the header": b"\x9e\x10\x00\x00",
+    "length 0": b"\x88\x00\x00\x00",
+    "length 1": b"\x94\x01\x00\x00",
+    "no room for the length byte": b"\x01\x01\x01\x07",
+    "router alert of length 6": b"\x94\x06" + b"\0" * 4,
+    "traceroute of length 8": b"\x52\x08" + b"\0" * 6,
+    "quick-start of length 6": b"\x19\x06" + b"\0" * 4,
+    "record route without a pointer": b"\x07\x02\x00\x00",
+    "timestamp without its flags": b"\x44\x03\x05\x00",
+}
+#: Unusual but well-formed IPv4 options.
+GOOD_IPV4_OPTIONS = {
+    "record route": b"\x07\x07\x04" + b"\0" * 4,
+    "nops then router alert": b"\x01\x01\x94\x04\x00\x00",
+    "loose source route, empty": b"\x83\x03\x04",
+    "basic security, shortest": b"\x82\x03\x01",
+    "timestamp, no room for entries": b"\x44\x04\x05\x00",
+    "unknown option of length 2": b"\x9e\x02",
+    "end of list then non-zero padding": b"\x00\x07\x03",
+    "stream id": b"\x88\x04\x00\x01",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IPV4_OPTIONS), ids=list(BAD_IPV4_OPTIONS))
+def test_malformed_ipv4_options_are_damage(case: str) -> None:
+    """Suricata drops such a packet and tshark flags it (test below); its payload must
+    never be delivered as data of the connection."""
+    seg, stats = decode(1, with_ipv4_options(BAD_IPV4_OPTIONS[case]))
+    assert seg is None
+    assert stats.anomalies == {"bad ipv4 options": 1}
+    assert stats.anomaly_details[0].startswith(f"bad ipv4 options: frame {FRAME}: option ")
+    assert stats.tcp_segments == 0 and not stats.skipped
+
+
+@pytest.mark.parametrize("case", list(GOOD_IPV4_OPTIONS), ids=list(GOOD_IPV4_OPTIONS))
+def test_wellformed_ipv4_options_are_walked_over(case: str) -> None:
+    seg, stats = decode(1, with_ipv4_options(GOOD_IPV4_OPTIONS[case]))
+    check(seg, 4)
+    nothing_lost(stats)
+
+
+def _tshark_expert(frames: list[bytes], tmp_path: Path) -> list[set[str]]:
+    """The expert-info groups tshark reports on each of ``frames`` (Ethernet)."""
+    path = tmp_path / "frames.pcap"
+    wrpcap(str(path), [Ether(f) for f in frames])
+    out = subprocess.run(
+        [require_tshark(), "-r", str(path), "-T", "fields", "-e", "frame.number"]
+        + [f"-e_ws.expert.{field}" for field in ("group", "severity")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    groups: list[set[str]] = []
+    for line in out.splitlines():
+        _, group, severity = [*line.split("\t"), "", ""][:3]
+        found = set()
+        for g, sev in zip(group.split(","), severity.split(","), strict=False):
+            # 0x09000000 protocol, 0x07000000 malformed; severity 0x00600000 warning
+            # and above (a note, like "TCP keep-alive segment", is not a complaint).
+            if g and int(g) in (0x09000000, 0x07000000) and int(sev) >= 0x00600000:
+                found.add(g)
+        groups.append(found)
+    return groups
+
+
+def test_tshark_agrees_which_ipv4_options_are_malformed(tmp_path: Path) -> None:
+    """tshark 4.0 warns about every option the decoder calls damage ("option goes past
+    end of options", "too-short option length", "should be 4"), or calls the packet
+    malformed; and about none of the options it accepts."""
+    bad = [with_ipv4_options(o, seq=SEQ + i) for i, o in enumerate(BAD_IPV4_OPTIONS.values())]
+    good = [with_ipv4_options(o, seq=SEQ - i) for i, o in enumerate(GOOD_IPV4_OPTIONS.values())]
+    verdicts = _tshark_expert(bad + good, tmp_path)
+    assert len(verdicts) == len(bad) + len(good)
+    for case, verdict in zip(BAD_IPV4_OPTIONS, verdicts[: len(bad)], strict=True):
+        assert verdict, f"tshark accepts {case}"
+    for case, verdict in zip(GOOD_IPV4_OPTIONS, verdicts[len(bad) :], strict=True):
+        assert not verdict, f"tshark complains about {case}"
+
+
+def test_payload_behind_malformed_ipv4_options_is_never_delivered(tmp_path: Path) -> None:
+    """End to end: the middle segment of three has an option running past its header.
+    It is damage, counted, and its bytes are not data (on the code before the check,
+    they were delivered between the other two)."""
+    frames = []
+    for seq, payload, options in ((100, b"GOOD1", b""), (105, b"EVIL!", b"\x07\x20\x04")):
+        base = eth() / ip4() / TCP(sport=40000, dport=80, seq=seq, ack=1, flags="PA")
+        frames.append(splice_ipv4_options(bytes(base / Raw(payload)), options))
+    frames.append(bytes(eth() / ip4() / TCP(sport=40000, dport=80, seq=105, ack=1) / "GOOD2"))
+    path = tmp_path / "evil.pcap"
+    wrpcap(str(path), [Ether(f) for f in frames])
+    reader = pcapflows.read(path)
+    with pytest.warns(pcapflows.PcapflowsWarning, match="1 x bad ipv4 options"):
+        data = b"".join(m.content for f in reader for m in f.messages)
+    assert data == b"GOOD1GOOD2"
+    assert reader.stats.anomalies == {"bad ipv4 options": 1}
+
+
+#: Hop-by-hop or destination options (the bytes after the next-header and length
+#: bytes of an 8-byte header) that run past their header or contradict their RFC.
+BAD_IPV6_OPTIONS = {
+    "padn runs past the header": b"\x01\x09" + b"\0" * 4,
+    "padn of length 1 in a 1-byte space": b"\x05\x02\0\0\x01\x01",
+    "no room for the length byte": b"\0" * 5 + b"\x05",
+    "router alert of length 4": b"\x05\x04" + b"\0" * 4,
+    "jumbo payload of length 2": b"\xc2\x02\0\0\x01\x00",
+}
+GOOD_IPV6_OPTIONS = {
+    "padn": b"\x01\x04" + b"\0" * 4,
+    "router alert and padn 0": b"\x05\x02\0\0\x01\x00",
+    "pad1 only": b"\0" * 6,
+    "unknown skippable option": b"\x1e\x04abcd",
+}
+
+
+@pytest.mark.parametrize("header", [0, 60], ids=["hop-by-hop", "destination"])
+@pytest.mark.parametrize("case", list(BAD_IPV6_OPTIONS), ids=list(BAD_IPV6_OPTIONS))
+def test_malformed_ipv6_options_are_damage(case: str, header: int) -> None:
+    ext = b"\x06\x00" + BAD_IPV6_OPTIONS[case]
+    seg, stats = decode(1, bytes(eth() / ip6(nh=header) / Raw(ext) / tcp()))
+    assert seg is None
+    assert stats.anomalies == {"bad ipv6 options": 1}
+    assert stats.tcp_segments == 0 and not stats.skipped
+
+
+@pytest.mark.parametrize("header", [0, 60], ids=["hop-by-hop", "destination"])
+@pytest.mark.parametrize("case", list(GOOD_IPV6_OPTIONS), ids=list(GOOD_IPV6_OPTIONS))
+def test_wellformed_ipv6_options_are_walked_over(case: str, header: int) -> None:
+    ext = b"\x06\x00" + GOOD_IPV6_OPTIONS[case]
+    seg, stats = decode(1, bytes(eth() / ip6(nh=header) / Raw(ext) / tcp()))
+    check(seg, 6)
+    nothing_lost(stats)
+
+
+def test_ipv6_extension_header_past_the_packet_is_damage() -> None:
+    """A destination options header claiming 88 bytes in a packet of 66 (8 of them
+    before TCP): counted, not walked into the TCP header and beyond."""
+    frame = bytes(eth() / ip6(nh=60) / Raw(b"\x06\x0a" + b"\x01\x04" + b"\0" * 4) / tcp())
+    seg, stats = decode(1, frame)
+    assert seg is None
+    assert stats.anomalies == {"truncated ipv6 extension header": 1}
 
 
 def test_tcp_options_are_not_payload() -> None:
@@ -691,6 +976,9 @@ def _valid_frames() -> list[tuple[int, bytes]]:
         (108, bytes(LoopbackOpenBSD(type=2) / ip4() / tcp())),
         (101, bytes(ip6() / IPv6ExtHdrFragment(m=0, offset=0) / tcp())),
         (228, bytes(ip4() / tcp())),
+        # Every link layer and tag of LINKS, with IPv6 where it has it.
+        *((lt, wrap(L3[versions[-1]]())) for _, lt, versions, wrap in LINKS),
+        (1, with_ipv4_options(b"\x07\x07\x04" + b"\0" * 4)),
     ]
 
 
@@ -711,7 +999,7 @@ def test_every_prefix_of_valid_frames_never_raises() -> None:
     assert stats.anomalies["undecodable packet"] == 0
 
 
-LINKTYPES = [0, 1, 9, 12, 14, 50, 101, 104, 105, 108, 113, 127, 228, 229, 239, 276]
+LINKTYPES = [0, 1, 7, 9, 10, 12, 14, 50, 101, 104, 105, 108, 113, 127, 129, 228, 229, 239, 276]
 
 
 @settings(max_examples=300, deadline=None)

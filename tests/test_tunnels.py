@@ -16,9 +16,10 @@ import pytest
 from scapy.contrib.erspan import ERSPAN_I, ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
 from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer
+from scapy.layers.dot11 import Dot11, Dot11QoS
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import GRE, GRE_PPTP, Dot1Q, Ether
+from scapy.layers.l2 import GRE, GRE_PPTP, LLC, SNAP, Dot1Q, Ether
 from scapy.layers.ppp import PPP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet as ScapyPacket
@@ -39,6 +40,35 @@ def inner(version: int) -> ScapyPacket:
 
 def inner_eth(version: int) -> ScapyPacket:
     return Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") / inner(version)
+
+
+def ethertype(version: int) -> int:
+    return 0x0800 if version == 4 else 0x86DD
+
+
+def ayiya(version: int, opcode: int = 1) -> bytes:
+    """An AYIYA header as SixXS clients send it: a 16-byte identity (size code 4), a
+    20-byte SHA-1 signature (5 words), hash method 2, authentication method 1."""
+    nxt = 4 if version == 4 else 41
+    identity = bytes.fromhex("20010db8000000000000000000000042")
+    return bytes([0x41, 0x52, 0x10 | opcode, nxt]) + b"\x4d\x12\x34\x56" + identity + b"\x5a" * 20
+
+
+def wifi_qos_data() -> ScapyPacket:
+    """An 802.11 QoS data frame to the AP (ToDS), with LLC/SNAP: what an Aruba AP
+    forwards to its controller."""
+    return (
+        Dot11(
+            type=2,
+            subtype=8,
+            FCfield=1,
+            addr1="02:00:00:00:cc:01",
+            addr2="02:00:00:00:00:0a",
+            addr3="02:00:00:00:00:0b",
+        )
+        / Dot11QoS(TID=3)
+        / LLC()
+    )
 
 
 def outer4(**fields: object) -> ScapyPacket:
@@ -174,6 +204,42 @@ CASES: dict[str, tuple[Callable[[int], ScapyPacket], tuple[TunnelHop, ...]]] = {
         lambda v: outer6(nh=4 if v == 4 else 41) / inner(v),
         (TunnelHop("{v}in6", A6, B6),),
     ),
+    "gre in udp": (
+        lambda v: outer4() / UDP(sport=50123, dport=4754) / GRE(proto=ethertype(v)) / inner(v),
+        (TunnelHop("gre-udp", A4, B4, 50123, 4754),),
+    ),
+    "gre in udp with a key, over ipv6": (
+        lambda v: outer6() / UDP(sport=50123, dport=4754) / GRE(key_present=1, key=9) / inner(v),
+        (TunnelHop("gre-udp", A6, B6, 50123, 4754, 9),),
+    ),
+    "ayiya": (
+        lambda v: outer4() / UDP(sport=5072, dport=5072) / Raw(ayiya(v)) / inner(v),
+        (TunnelHop("ayiya", A4, B4, 5072, 5072),),
+    ),
+    "ayiya from a client port": (
+        lambda v: outer6() / UDP(sport=40000, dport=5072) / Raw(ayiya(v)) / inner(v),
+        (TunnelHop("ayiya", A6, B6, 40000, 5072),),
+    ),
+    "wccp redirect header": (
+        lambda v: outer4() / GRE(proto=0x883E) / Raw(b"\x00\x00\x00\x00") / inner(v),
+        (TunnelHop("wccp", A4, B4),),
+    ),
+    "wccp redirect header with a service id": (
+        lambda v: outer4() / GRE(proto=0x883E) / Raw(b"\x01\x5a\x00\x00") / inner(v),
+        (TunnelHop("wccp", A4, B4),),
+    ),
+    "aruba": (
+        lambda v: (
+            outer4() / GRE(proto=0x8210) / wifi_qos_data() / SNAP(code=ethertype(v)) / inner(v)
+        ),
+        (TunnelHop("aruba", A4, B4),),
+    ),
+    "aruba 0x9000": (
+        lambda v: (
+            outer4() / GRE(proto=0x9000) / wifi_qos_data() / SNAP(code=ethertype(v)) / inner(v)
+        ),
+        (TunnelHop("aruba", A4, B4),),
+    ),
     "mpls in gre": (
         lambda v: outer4() / GRE(proto=0x8847) / Raw(b"\x00\x01\x01\x40") / inner(v),
         (TunnelHop("gre", A4, B4),),
@@ -208,6 +274,87 @@ def test_teredo() -> None:
     bubble = bytes(outer4() / UDP(sport=3544, dport=3544) / IPv6(nh=59))
     seg, stats = decode(1, bubble)
     assert seg is None and stats.skipped == {"ipv6 no next header": 1}
+
+
+def test_wccp_version_1_has_no_redirect_header() -> None:
+    """WCCP version 1 redirects IPv4 right after GRE; a first byte that starts an IPv4
+    header is taken for that, as Wireshark does."""
+    seg, stats = decode(1, bytes(outer4() / GRE(proto=0x883E) / inner(4)))
+    check(seg, 4, tunnel=(TunnelHop("wccp", A4, B4),))
+    assert not stats.skipped and not stats.anomalies
+
+
+def test_aruba_a_msdu_is_counted_not_decoded() -> None:
+    """An A-MSDU (several packets in one 802.11 frame) is skipped by name: a frame
+    yields at most one segment, and half an aggregate would be a silent loss."""
+    frame = (
+        outer4()
+        / GRE(proto=0x8230)
+        / Dot11(type=2, subtype=8, FCfield=1, addr1="02:00:00:00:cc:01")
+        / Dot11QoS(A_MSDU_Present=1)
+        / Raw(b"\x02" * 12 + b"\x00\x30" + bytes(LLC() / SNAP(code=0x0800) / inner(4)))
+    )
+    seg, stats = decode(1, bytes(frame))
+    assert seg is None
+    assert stats.skipped == {"802.11 a-msdu": 1} and not stats.anomalies
+
+
+def test_ayiya_other_opcodes_and_protocols_are_skipped() -> None:
+    stats = ReadStats()
+    decoder = Decoder(stats)
+    heartbeat = bytes(outer4() / UDP(sport=5072, dport=5072) / Raw(ayiya(6, opcode=0)))
+    decode(1, heartbeat, decoder=decoder)
+    other = bytearray(ayiya(4))
+    other[3] = 17
+    decode(1, bytes(outer4() / UDP(dport=5072) / Raw(bytes(other)) / inner(4)), decoder=decoder)
+    assert stats.skipped == {"ayiya opcode 0": 1, "ayiya next header 17": 1}
+    assert not stats.anomalies
+
+
+# Teredo recognized by content (ports other than 3544), as Zeek does.
+TEREDO_CLIENT = "2001:0:4136:e378:8000:63bf:3fff:fdd2"
+NATIVE = "2001:db8:4860::68"
+ORIGIN = b"\x00\x00\x0c\x38\xcb\x00\x71\x01"
+AUTH = b"\x00\x01\x02\x03" + b"id" + b"abc" + b"\x00" * 8 + b"\x00"
+
+
+def teredo_frame(payload: bytes, sport: int = 40001, dport: int = 50002) -> bytes:
+    return bytes(outer4() / UDP(sport=sport, dport=dport) / Raw(payload))
+
+
+def teredo_inner(src: str = TEREDO_CLIENT, dst: str = NATIVE) -> bytes:
+    return bytes(IPv6(src=src, dst=dst) / tcp())
+
+
+@pytest.mark.parametrize(
+    "prefix", [b"", ORIGIN, AUTH, AUTH + ORIGIN], ids=["bare", "origin", "auth", "both"]
+)
+@pytest.mark.parametrize("teredo_end", ["src", "dst"])
+def test_teredo_recognized_by_content_on_any_port(prefix: bytes, teredo_end: str) -> None:
+    src, dst = (TEREDO_CLIENT, NATIVE) if teredo_end == "src" else (NATIVE, TEREDO_CLIENT)
+    seg, stats = decode(1, teredo_frame(prefix + teredo_inner(src, dst)))
+    assert seg is not None, stats
+    assert (seg.src, seg.dst, seg.sport, seg.dport) == (src, dst, 40123, 443)
+    assert seg.payload == tcp().load
+    assert seg.tunnel == (TunnelHop("teredo", A4, B4, 40001, 50002),)
+
+
+def test_udp_that_merely_resembles_teredo_is_skipped() -> None:
+    """Conservative: a version-6 nibble is not enough. The IPv6 payload length must
+    account for the datagram exactly, one address must be a Teredo address, and the
+    whole datagram must have been captured."""
+    good = teredo_inner()
+    no_prefix = teredo_inner(src="2001:db8::1", dst=NATIVE)
+    longer = bytearray(good)
+    longer[5] += 1
+    trailing = good + b"\x00"
+    stats = ReadStats()
+    decoder = Decoder(stats)
+    for payload in (no_prefix, bytes(longer), trailing, good[:39], b"\x60" + b"\x00" * 60):
+        assert decode(1, teredo_frame(payload), decoder=decoder)[0] is None
+    cut = teredo_frame(good)
+    assert decode(1, cut[:-5], len(cut), decoder=decoder)[0] is None
+    assert stats.skipped == {"not tcp: udp": 6} and not stats.anomalies
 
 
 def test_nested_gre_erspan_vxlan() -> None:
