@@ -20,6 +20,7 @@ sequence numbers, stream index), so the same capture gives the same ids on every
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import uuid
 from typing import Any
@@ -47,19 +48,37 @@ class _Building:
         self.gaps: tuple[list[list[Any]], list[list[Any]]] = ([], [])
         self.conflicts: list[tuple[int, int, int, float]] = []
 
+    def gap(self, d: int, offset: int, length: int, timestamp: float, cause: str) -> None:
+        """Record a gap, keeping each direction's gaps sorted by offset."""
+        gaps = self.gaps[d]
+        entry = [offset, length, timestamp, cause]
+        if not gaps or gaps[-1][0] <= offset:
+            gaps.append(entry)  # the common case: gaps are declared in stream order
+        else:
+            gaps.insert(bisect.bisect_right(gaps, offset, key=_offset), entry)
+
     def fill(self, d: int, lo: int, hi: int) -> None:
         """Bytes ``[lo, hi)`` of a gap arrived late after all: shrink the gap."""
+        gaps = self.gaps[d]
+        i = bisect.bisect_right(gaps, lo, key=_offset) - 1
+        if i < 0 or gaps[i][0] + gaps[i][1] <= lo:
+            i += 1
+        j = i
         out: list[list[Any]] = []
-        for off, n, ts, cause in self.gaps[d]:
+        while j < len(gaps) and gaps[j][0] < hi:
+            off, n, ts, cause = gaps[j]
             a, b = max(off, lo), min(off + n, hi)
-            if a >= b:
-                out.append([off, n, ts, cause])
-                continue
             if off < a:
                 out.append([off, a - off, ts, cause])
             if b < off + n:
                 out.append([b, off + n - b, ts, cause])
-        self.gaps[d][:] = out
+            j += 1
+        gaps[i:j] = out
+
+
+def _offset(gap: list[Any]) -> int:
+    offset: int = gap[0]
+    return offset
 
 
 def _joined(gaps: list[list[Any]]) -> list[list[Any]]:
@@ -71,7 +90,7 @@ def _joined(gaps: list[list[Any]]) -> list[list[Any]]:
     kept is that of the first piece.
     """
     out: list[list[Any]] = []
-    for off, n, ts, cause in sorted(gaps, key=lambda g: g[0]):
+    for off, n, ts, cause in gaps:
         if out and out[-1][0] + out[-1][1] == off and out[-1][3] == cause:
             out[-1][1] += n
         else:
@@ -96,9 +115,7 @@ class FlowBuilder:
             if event.fill:
                 b.fill(d, event.offset, event.offset + len(event.data))
         elif isinstance(event, Gap):
-            b.gaps[event.direction].append(
-                [event.offset, event.length, event.timestamp, event.cause]
-            )
+            b.gap(event.direction, event.offset, event.length, event.timestamp, event.cause)
         elif isinstance(event, GapRetracted):
             b.fill(event.direction, event.offset, event.offset + event.length)
         elif isinstance(event, Conflict):

@@ -48,8 +48,9 @@ DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
 PREFIX_WINDOW = 1 << 20
 
 #: Declared gaps remembered per direction so that a segment captured late (after the
-#: peer's ACK made us give up on it) can still fill them.
-MAX_HOLES = 256
+#: peer's ACK made us give up on it) can still fill them. Bytes that arrive for a hole
+#: forgotten beyond this are counted as dropped by a limit.
+MAX_HOLES = 1024
 
 #: The plausible window of a direction: a segment (or an acknowledgment) more than this
 #: beyond the highest byte seen in its direction, or more than this below the next byte
@@ -65,7 +66,7 @@ UNKNOWN_SCALE = 14
 #: What one buffered piece costs beyond its payload (the piece object, its bytes
 #: object's header, its slot in the sorted structure, its numbers), charged to the
 #: buffer limits so that a million one-byte pieces cost what they really cost.
-CHUNK_COST = 192
+CHUNK_COST = 208
 
 #: A new piece is merged with the piece that follows it only while that one is at most
 #: this long (prepending copies it); merging with the piece before it is always cheap.
@@ -166,6 +167,10 @@ def _diff_span(a: bytes | bytearray, b: bytes | bytearray) -> tuple[int, int]:
     return first, last
 
 
+def _hole_start(hole: list[int]) -> int:
+    return hole[0]
+
+
 class Position(NamedTuple):
     """The end state of a finished stream (see :meth:`HalfStream.position`)."""
 
@@ -247,8 +252,10 @@ class HalfStream:
         #: finished on the same addresses: bytes below its start are that connection's
         #: retransmissions.
         self.successor = False
-        #: Declared gaps that late segments may still fill: sorted [start, end) pairs.
+        #: Declared gaps that late segments may still fill: sorted [start, end) pairs,
+        #: at most :data:`MAX_HOLES`; holes below ``_forgotten`` may have been dropped.
         self._holes: list[list[int]] = []
+        self._forgotten = -(1 << 62)
         #: Largest window the peer advertised (as on the wire) and the scale it applies.
         self.peer_window = 0
         self.peer_scale = UNKNOWN_SCALE
@@ -265,6 +272,7 @@ class HalfStream:
         self.implausible = 0
         self.before_start = 0
         self.after_fin = 0
+        self.limit = 0
         #: Bytes declared missing (gaps), segments and acknowledgments not believed.
         self.gap_bytes = 0
         self.implausible_segments = 0
@@ -316,6 +324,7 @@ class HalfStream:
             "implausible": self.implausible,
             "before_start": self.before_start,
             "after_fin": self.after_fin,
+            "limit": self.limit,
         }
 
     def position(self) -> Position | None:
@@ -542,7 +551,12 @@ class HalfStream:
             old = payload[:overlap]
             filled = self._fill_holes(off, old, timestamp, order, events)
             differ = self._check_delivered(off, old, timestamp, events)
-            self.duplicate += len(old) - filled - differ
+            rest = len(old) - filled - differ
+            # Below holes forgotten for want of room, a byte may have been a late fill:
+            # what it was cannot be told, because a limit discarded what would tell.
+            lost = min(max(0, min(off + len(old), self._tail_start, self._forgotten) - off), rest)
+            self.limit += lost
+            self.duplicate += rest - lost
             self.conflict += differ
             if end <= self.next:
                 return events, RETRANSMISSION
@@ -804,24 +818,40 @@ class HalfStream:
         i = bisect.bisect_left(holes, [start, start + length])
         holes.insert(i, [start, start + length])
         if len(holes) > MAX_HOLES:
-            holes.pop(0)
+            self._forget(len(holes) - MAX_HOLES)
+
+    def _forget(self, n: int) -> None:
+        """Forget the ``n`` lowest remembered holes (memory is bounded)."""
+        holes = self._holes
+        end = max(h1 for _, h1 in holes[:n])
+        if end > self._forgotten:
+            self._forgotten = end
+        del holes[:n]
+
+    def _first_hole(self, offset: int) -> int:
+        """Index of the first remembered hole that ends after ``offset``."""
+        holes = self._holes
+        i = bisect.bisect_right(holes, offset, key=_hole_start) - 1
+        if i < 0 or holes[i][1] <= offset:
+            i += 1
+        return i
 
     def _in_hole(self, offset: int) -> bool:
-        return any(h0 <= offset < h1 for h0, h1 in self._holes)
+        i = self._first_hole(offset)
+        return i < len(self._holes) and self._holes[i][0] <= offset
 
     def _retract_from(self, fin_offset: int, events: list[Event]) -> None:
         """Nothing at or after the FIN is data: withdraw gaps declared there."""
+        holes = self._holes
+        i = self._first_hole(fin_offset)
         kept: list[list[int]] = []
-        for h0, h1 in self._holes:
-            if h1 <= fin_offset:
-                kept.append([h0, h1])
-                continue
+        for h0, h1 in holes[i:]:
             lo = max(h0, fin_offset)
             events.append(GapRetracted(self.conn, self.direction, lo, h1 - lo))
             self.gap_bytes -= h1 - lo
             if h0 < lo:
                 kept.append([h0, lo])
-        self._holes = kept
+        holes[i:] = kept
 
     def _emit(
         self,
@@ -845,16 +875,17 @@ class HalfStream:
     ) -> int:
         """Deliver the parts of a late segment that fall into declared gaps; return how
         many bytes that was."""
-        if not self._holes or not data:
+        holes = self._holes
+        if not holes or not data:
             return 0
         end = off + len(data)
+        i = self._first_hole(off)
+        j = i
         filled = 0
         new: list[list[int]] = []
-        for h0, h1 in self._holes:
+        while j < len(holes) and holes[j][0] < end:
+            h0, h1 = holes[j]
             lo, hi = max(off, h0), min(end, h1)
-            if lo >= hi:
-                new.append([h0, h1])
-                continue
             events.append(
                 Data(
                     self.conn, self.direction, lo, data[lo - off : hi - off], timestamp, order, True
@@ -867,8 +898,11 @@ class HalfStream:
                 new.append([h0, lo])
             if hi < h1:
                 new.append([hi, h1])
+            j += 1
+        holes[i:j] = new
+        if len(holes) > MAX_HOLES:
+            self._forget(len(holes) - MAX_HOLES)
         self.delivered += filled
-        self._holes = new
         return filled
 
     def _gap(self, length: int, timestamp: float, events: list[Event], cause: str) -> None:

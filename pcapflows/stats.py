@@ -18,7 +18,8 @@ MAX_ANOMALY_DETAILS = 100
 #: delivered in a flow; a duplicate of bytes already there (retransmissions, keep-alive
 #: probes, bytes of a connection that had already finished); a conflict (a later copy
 #: that differed, see the flow's ``conflicts``); implausible (its sequence number was
-#: not believed); before the start (below the SYN); after the FIN.
+#: not believed); before the start (below the SYN); after the FIN; dropped by a limit
+#: (it arrived for a hole forgotten because too many were open, see ``MAX_HOLES``).
 PAYLOAD_BUCKETS = (
     "delivered",
     "duplicate",
@@ -26,6 +27,7 @@ PAYLOAD_BUCKETS = (
     "implausible",
     "before_start",
     "after_fin",
+    "limit",
 )
 
 
