@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,21 @@ from pcapflows.segment import ACK, FIN, PSH, RST, SYN, Segment
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 80)
 
-#: The shared corpus of real captures, beside the repository (see its MANIFEST.tsv).
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+def _corpus_location() -> Path:
+    """The one place that says where the corpus is: ``$PCAPFLOWS_CORPUS`` if set (relative
+    to the current directory), else ``../shared/corpus`` beside the repository. The corpus
+    is third-party captures that cannot live in this repository, so it is a setting."""
+    setting = os.environ.get("PCAPFLOWS_CORPUS")
+    if setting:
+        return Path(setting).expanduser().resolve()
+    return Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+#: The shared corpus of real captures (a directory with a MANIFEST.tsv listing them).
+CORPUS = _corpus_location()
+#: The one reason every corpus test gives when it skips (one line in pytest's summary).
+NO_CORPUS = f"no corpus at {CORPUS}: set PCAPFLOWS_CORPUS (see README)"
 #: The project's own sample captures.
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 
@@ -57,6 +71,20 @@ def seg(
         missing,
         0,
     )
+
+
+def have_corpus() -> bool:
+    """Whether the corpus is there: its MANIFEST.tsv says what it holds."""
+    return (CORPUS / "MANIFEST.tsv").is_file()
+
+
+def require_corpus() -> Path:
+    """The corpus's path, or skip the test. Every corpus test skips from this one line, so
+    a run without the corpus reports a single reason; under CI, conftest.py has already
+    stopped the run (a CI that silently skips the corpus would prove nothing)."""
+    if not have_corpus():
+        pytest.skip(NO_CORPUS)
+    return CORPUS
 
 
 def require_tshark() -> str:

@@ -182,10 +182,10 @@ def test_demo_skips_noise() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_tshark_reads_capture(name: str) -> None:
-    """tshark opens every capture and sees every record."""
+    """tshark opens every capture and sees every record (one run: it exits non-zero on a
+    file it cannot read)."""
     tshark = require_tshark()
     path = str(CAPTURES / name)
-    subprocess.run([tshark, "-r", path, "-q"], check=True, capture_output=True, timeout=120)
     out = subprocess.run(
         [tshark, "-r", path, "-T", "fields", "-e", "frame.number"],
         check=True,

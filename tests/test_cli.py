@@ -6,9 +6,11 @@ on the wire, not from pcapflows.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -196,29 +198,30 @@ def _endpoint(addr: list[object]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def test_listing_of_every_sample_capture_matches_ground_truth() -> None:
-    """The listing line of every flow of every sample capture, against expected.json."""
-    import json
+#: The ground truth of every sample capture (captures/expected.json).
+TRUTH: dict[str, dict[str, Any]] = json.loads((CAPTURES / "expected.json").read_text())["captures"]
 
-    from tcptable import CAPTURES
 
-    truth = json.loads((CAPTURES / "expected.json").read_text())["captures"]
-    for name, entry in sorted(truth.items()):
-        r = run(str(CAPTURES / name))
-        assert r.returncode == 0, (name, r.stderr)
-        lines = r.stdout.decode().splitlines()
-        assert len(lines) == len(entry["flows"]), name
-        for i, (line, flow) in enumerate(zip(lines, entry["flows"], strict=True)):
-            assert line.split()[0] == str(i)
-            assert f"{_endpoint(flow['client'])} -> {_endpoint(flow['server'])}" in line
-            if flow.get("bytes"):
-                assert f"c>s {flow['bytes']['client']} B" in line, (name, line)
-                assert f"s>c {flow['bytes']['server']} B" in line, (name, line)
-            assert f"{len(flow['messages'])} msg" in line, (name, line)
-            if flow.get("closed_by") == "rst":
-                assert f"rst by {flow['rst_from']}" in line
-            elif flow.get("open_at_end"):
-                assert "open at end" in line
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_listing_of_every_sample_capture_matches_ground_truth(name: str) -> None:
+    """The listing line of every flow of every sample capture, against expected.json
+    (one test per capture, so that parallel workers share the subprocesses)."""
+    entry = TRUTH[name]
+    r = run(str(CAPTURES / name))
+    assert r.returncode == 0, (name, r.stderr)
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == len(entry["flows"]), name
+    for i, (line, flow) in enumerate(zip(lines, entry["flows"], strict=True)):
+        assert line.split()[0] == str(i)
+        assert f"{_endpoint(flow['client'])} -> {_endpoint(flow['server'])}" in line
+        if flow.get("bytes"):
+            assert f"c>s {flow['bytes']['client']} B" in line, (name, line)
+            assert f"s>c {flow['bytes']['server']} B" in line, (name, line)
+        assert f"{len(flow['messages'])} msg" in line, (name, line)
+        if flow.get("closed_by") == "rst":
+            assert f"rst by {flow['rst_from']}" in line
+        elif flow.get("open_at_end"):
+            assert "open at end" in line
 
 
 # -- output that cannot be written --------------------------------------------------------

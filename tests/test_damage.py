@@ -205,6 +205,7 @@ def test_garbage_at_the_end_stops_reading_with_a_report() -> None:
     assert "reading stopped" in stats.anomaly_details[0]
 
 
+@pytest.mark.corpus
 def test_real_capture_damaged_mid_file_is_read_past_the_damage(tmp_path: Path) -> None:
     """The corpus's smtp-to-comma capture has 3 stray bytes after its 18th record:
     tshark stops there. pcapflows skips them and reads on; the result must be what

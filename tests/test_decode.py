@@ -9,12 +9,9 @@ of the shared corpus are compared with tshark's own dissection at the end.
 from __future__ import annotations
 
 import random
-import shutil
 import struct
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -44,7 +41,7 @@ from scapy.layers.l2 import (
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 from scapy.utils import RawPcapReader, wrpcap
-from tcptable import require_tshark
+from tcptable import CORPUS, require_tshark
 
 import pcapflows
 from pcapflows.decode import Decoder
@@ -52,8 +49,6 @@ from pcapflows.ipfrag import MAX_DATAGRAM, Defragmenter
 from pcapflows.packet import Packet
 from pcapflows.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment, TunnelHop
 from pcapflows.stats import ReadStats
-
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 # The values every crafted segment carries, and what the decoder must give back.
 SRC4, DST4 = "192.0.2.1", "198.51.100.7"
@@ -1035,7 +1030,6 @@ CORPUS_FILES = [
     "ip/suricata__bug-6887-defrag-eth-vlan-ipv6-tcp__frag-eth-vlan-ipv6-tcp.pcap",
     "ip/zeek__tcp-http-with-padding.pcap",
 ]
-TSHARK = "/usr/bin/tshark"
 FIELDS = [
     "frame.number",
     "ip.src",
@@ -1053,10 +1047,13 @@ FIELDS = [
 Row = tuple[int, str, int, str, int, int, int, int, int, int]
 
 
-def _tshark_rows(name: str) -> list[Row]:
+def tshark_rows(name: str) -> list[Row]:
     """tshark's TCP segments of a capture. tshark reassembles IP fragments by default,
-    so a fragmented segment appears once, in the frame that completed it: as ours."""
-    args = [TSHARK, "-r", str(CORPUS / name), "-Y", "tcp && !icmp && !icmpv6", "-T", "fields"]
+    so a fragmented segment appears once, in the frame that completed it: as ours.
+    One tshark run per file (each test asks for its own file, so test workers share
+    nothing and nothing is run twice)."""
+    tshark = require_tshark()
+    args = [tshark, "-r", str(CORPUS / name), "-Y", "tcp && !icmp && !icmpv6", "-T", "fields"]
     for f in FIELDS:
         args += ["-e", f]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -1080,17 +1077,9 @@ def _tshark_rows(name: str) -> list[Row]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def tshark_rows() -> dict[str, list[Row]]:
-    if not shutil.which(TSHARK) or not CORPUS.is_dir():
-        pytest.skip("needs tshark and the shared corpus")
-    # tshark's start-up dominates: run them side by side.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(CORPUS_FILES, pool.map(_tshark_rows, CORPUS_FILES), strict=True))
-
-
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", CORPUS_FILES)
-def test_corpus_segments_match_tshark(name: str, tshark_rows: dict[str, list[Row]]) -> None:
+def test_corpus_segments_match_tshark(name: str) -> None:
     stats = ReadStats()
     decoder = Decoder(stats)
     ours: list[Row] = []
@@ -1120,5 +1109,5 @@ def test_corpus_segments_match_tshark(name: str, tshark_rows: dict[str, list[Row
     finally:
         reader.close()
     decoder.finish()
-    assert ours == tshark_rows[name]
+    assert ours == tshark_rows(name)
     assert stats.anomalies["undecodable packet"] == 0

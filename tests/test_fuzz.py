@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, Literal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tcptable import CORPUS
 
 import pcapflows
 from pcapflows.output import follow_lines, summary_line
@@ -44,10 +45,8 @@ from pcapflows.stats import MAX_ANOMALY_DETAILS
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
-#: The shared corpus of third-party captures; its seeds are simply left out when absent.
-# The shared corpus sits beside the repository (as in CI); the variable overrides it.
-_BESIDE = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-CORPUS = Path(os.environ.get("PCAPFLOWS_CORPUS", str(_BESIDE)))
+# The shared corpus (CORPUS: PCAPFLOWS_CORPUS, see tcptable.py) adds seeds; they are simply
+# left out when it is absent (and under CI, conftest.py stops a run without it).
 
 Order = Literal["finish", "first_packet"]
 ORDERS: list[Order] = ["finish", "first_packet"]
