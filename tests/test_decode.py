@@ -12,6 +12,7 @@ import random
 import struct
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
