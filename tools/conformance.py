@@ -5,18 +5,25 @@ Usage::
     python tools/conformance.py FILE...            # per-stream results
     python tools/conformance.py --corpus ../shared/corpus --markdown docs/conformance.md
 
-For one capture this runs ``tshark`` to list the TCP streams with their frames
-(``-T fields -e frame.number -e frame.time_epoch -e tcp.stream ...``) and to follow each
-of them (``-z follow,tcp,raw,N`` for many N in the same run: starting tshark costs far
-more than one more follow), runs :func:`pcapflows.read` on the same file, pairs tshark's
-streams with pcapflows' flows, and compares every direction:
+For one capture this runs ``tshark`` once, to list every frame's TCP fields (``-T
+fields -e frame.number -e tcp.stream -e tcp.flags -e tcp.seq_raw -e tcp.payload ...``)
+and to follow each stream (``-z follow,tcp,raw,N`` for every N in the same run: starting
+tshark costs far more than one more follow), every TCP port decoded as plain data so
+that no dissector above TCP changes what Follow prints. It runs :func:`pcapflows.read`
+on the same file, pairs tshark's streams with pcapflows' flows, and compares every
+direction:
 
 * the bytes, which must be identical or differ only in one of tshark's known, *named*
   ways (:data:`REASONS`), each checked exactly rather than by loosening the comparison;
+* the bytes against the packets themselves (:func:`evidence`): every byte delivered
+  must be the first captured copy at its sequence number, none past the sender's FIN,
+  every ``snaplen`` gap what the snap length cut; a named difference is only ever the
+  packets' word, never pcapflows' own (its conflict list, its ``^`` marker);
 * the byte counts (pcapflows' ``metadata["pcapflows"]["bytes"]`` against its messages,
   and what tshark shows once its markers are taken out);
-* which side is the client;
-* the connection's start and end: first and last frame numbers and capture times.
+* which side is the client, by tshark's ``tcp.flags`` and ports (:func:`client_by_packets`);
+* the connection's start and end: first and last frame numbers and capture times (TCP
+  headers quoted by ICMP errors or sFlow samples left out: they are no packets of it).
 
 The stream listing comes from per-frame fields rather than from ``-z conv,tcp``: tshark
 4.0's conversation table has no stream index (so port reuse cannot be told apart) and
@@ -67,18 +74,22 @@ Endpoint = tuple[str, int]
 REASONS: dict[str, str] = {
     "marker": "tshark writes '[N bytes missing in capture file]' where pcapflows has a gap "
     "of N bytes (the peer acknowledged past a hole)",
-    "truncated": "tshark's output stops before a gap; pcapflows keeps the bytes after it",
+    "truncated": "tshark's output stops before a gap; pcapflows keeps the bytes after it, "
+    "each of them the captured payload at its sequence number",
     "late start": "tshark starts the direction at its first captured frame, after a gap; "
-    "pcapflows keeps the bytes with lower sequence numbers captured later",
+    "pcapflows keeps the bytes with lower sequence numbers captured later, each of them "
+    "the captured payload at its sequence number",
     "snaplen": "payload cut by the snap length is silently absent from tshark's output; "
-    "pcapflows has a gap with cause 'snaplen' there",
-    "conflict": "bytes differ only inside pcapflows' recorded conflicts (tshark shows a "
-    "later copy, pcapflows keeps the first)",
+    "pcapflows has a gap with cause 'snaplen' there, exactly a cut frame's "
+    "frame.len - frame.cap_len past its captured payload",
+    "conflict": "bytes differ only where two captured copies of the same sequence range "
+    "differ: tshark shows a later copy, pcapflows keeps the first",
     "fragment overlap": "bytes differ only inside a TCP segment whose IP fragments "
     "overlapped with other content (tshark flags ip.fragment.overlap.conflict and keeps "
     "the last copy; pcapflows reports the frame and keeps the first)",
     "client by first packet": "tshark's node 0 is the sender of the first packet; "
-    "pcapflows picks the client by SYN, SYN-ACK and server port (its history starts '^')",
+    "pcapflows' client is the one tshark's own tcp.flags and ports say (SYN, else "
+    "SYN-ACK, else the server port rule)",
     "read past damage": "tshark stops reading the file at a damaged record; pcapflows "
     "skips to the next valid record and reads on. Checked: pcapflows on the records "
     "before the damage agrees with tshark",
@@ -92,11 +103,14 @@ REASONS: dict[str, str] = {
     "acknowledge it (a reordered capture); pcapflows keeps one connection, whose bytes "
     "are checked against every packet's payload instead",
     "dropped after marker": "tshark writes a marker when the peer acknowledges past a "
-    "hole and moves on; a segment of that hole captured afterwards is dropped by tshark "
-    "(it never fills a marker), pcapflows puts it in its place. Checked: removing exactly "
-    "such late runs from ours gives tshark's bytes",
+    "hole and moves on; bytes of that hole captured afterwards are dropped by tshark "
+    "(it never fills a marker), pcapflows puts them in their place. Checked: removing "
+    "exactly such late bytes from ours gives tshark's bytes",
     "port reuse": "the 4-tuple carried several connections: tshark gives each a stream "
     "index, pcapflows a flow; paired by first frame",
+    "quoted header": "tshark counts a TCP header quoted by an ICMP error or an sFlow "
+    "sample in the stream (its span, or a stream of its own); pcapflows rightly does "
+    "not: such a header is no packet of the connection",
 }
 
 #: tshark's Follow TCP Stream separator line.
@@ -1436,7 +1450,7 @@ def _span(p: Pair, frames: list[Frame], damaged: dict[int, str]) -> tuple[list[s
 def _quoted_only(s: TsharkStream) -> list[Direction]:
     """A tshark stream made only of TCP headers that ICMP errors or sFlow samples
     quote: no connection's packet was captured, and pcapflows rightly has no flow."""
-    nodes = s.nodes or ((("?", 0)), ("?", 0))
+    nodes = s.nodes or (("quoted", 0), ("quoted", 0))
     out = []
     for k, node in enumerate(nodes):
         d = Direction(s.index, None, f"node {k}", f"{node[0]}:{node[1]}")
