@@ -858,6 +858,21 @@ def test_classify_requires_an_unacknowledged_hole_to_stop() -> None:
     assert cf.classify([a], b"abce") is None
 
 
+def test_tshark_runs_once_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a cache, the second reading of a file starts no tshark and gives the same
+    streams; another file (another hash) is not served from it."""
+    monkeypatch.setattr(cf, "CACHE", tmp_path / "cache")
+    path = CORPUS / "sessions/dpkt__http.pcap"
+    first = cf.run_tshark(path, guess=2)
+    again = cf.run_tshark(path, guess=2)
+    assert (first.runs, again.runs) == (1, 0)
+    assert len(first.streams) == 2
+    for sid, s in first.streams.items():
+        assert again.streams[sid].sent == s.sent and again.streams[sid].frames == s.frames
+    other = cf.run_tshark(CORPUS / "sessions/tcpdump__ssh.pcap", guess=4)
+    assert other.runs == 1 and len(list((tmp_path / "cache").glob("*.json"))) == 2
+
+
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _require_tshark()
     md = tmp_path / "c.md"
