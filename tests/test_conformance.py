@@ -40,10 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Files whose differences are pcapflows' (not tshark's): each stays unexplained in the
 #: table and is an expected failure here, strictly, so that the fix is noticed (the test
 #: then passes unexpectedly and fails the run until the entry is removed).
-KNOWN_ISSUES: dict[str, str] = {
-    "robustness/zeek__fuzz-72.pcap": "pcapflows delivers the client's bytes past its FIN "
-    "(frame 1 is SYN+FIN+PSH+URG with 6 bytes; 90 more bytes follow it): issue 9, item 2",
-}
+KNOWN_ISSUES: dict[str, str] = {}
 
 
 def manifest() -> list[str]:
@@ -499,8 +496,7 @@ def test_dropped_after_marker(results: Results) -> None:
     the hole shrinks to 3 + 33 bytes around it."""
     name = "robustness/zeek__fuzz-72.pcap"
     assert "dropped after marker" in reasons_of(results[name])
-    (server_side,) = [d for d in results[name].directions if d.sender == "server"]
-    assert server_side.problem is None  # the client's bytes past its FIN: KNOWN_ISSUES
+    assert not results[name].unexplained
     one = One(name)
     f, s = one.flow(), one.stream()
     client, server = cf.flow_ends(f)

@@ -937,8 +937,9 @@ class Packets:
         self.fragments: set[int] = set()
         #: (start, end) of payload the snap length cut (frame.len - frame.cap_len).
         self.cut: list[tuple[int, int]] = []
-        #: Position of the first FIN (capture order) not below offset 0 (a FIN before
-        #: the sender's SYN is no part of this connection): nothing is stream past it.
+        #: Position of the first FIN (capture order) that ends the stream: not one below
+        #: offset 0 (a fake FIN before the sender's SYN) nor one on a SYN (SYN+FIN is no
+        #: valid close, only a scanner's or a fuzzer's): nothing is stream past it.
         self.fin: tuple[int, int] | None = None  # (position, frame number)
         #: (start, end) of payload that tshark gives as text only (a RST's): there,
         #: only that some packet carries a byte is checked, not its value.
@@ -954,7 +955,7 @@ class Packets:
             if f.cut:
                 at = rel + len(f.payload)
                 self.cut.append((at, at + f.cut))
-            if f.flags & FIN and self.fin is None and rel >= 0:
+            if f.flags & FIN and not f.flags & SYN and self.fin is None and rel >= 0:
                 self.fin = (rel + f.length, f.number)
 
     def _paint(self, start: int, data: bytes, frame: int) -> None:
