@@ -5,18 +5,25 @@ Usage::
     python tools/conformance.py FILE...            # per-stream results
     python tools/conformance.py --corpus ../shared/corpus --markdown docs/conformance.md
 
-For one capture this runs ``tshark`` to list the TCP streams with their frames
-(``-T fields -e frame.number -e frame.time_epoch -e tcp.stream ...``) and to follow each
-of them (``-z follow,tcp,raw,N`` for many N in the same run: starting tshark costs far
-more than one more follow), runs :func:`pcapflows.read` on the same file, pairs tshark's
-streams with pcapflows' flows, and compares every direction:
+For one capture this runs ``tshark`` once, to list every frame's TCP fields (``-T
+fields -e frame.number -e tcp.stream -e tcp.flags -e tcp.seq_raw -e tcp.payload ...``)
+and to follow each stream (``-z follow,tcp,raw,N`` for every N in the same run: starting
+tshark costs far more than one more follow), every TCP port decoded as plain data so
+that no dissector above TCP changes what Follow prints. It runs :func:`pcapflows.read`
+on the same file, pairs tshark's streams with pcapflows' flows, and compares every
+direction:
 
 * the bytes, which must be identical or differ only in one of tshark's known, *named*
   ways (:data:`REASONS`), each checked exactly rather than by loosening the comparison;
+* the bytes against the packets themselves (:func:`evidence`): every byte delivered
+  must be the first captured copy at its sequence number, none past the sender's FIN,
+  every ``snaplen`` gap what the snap length cut; a named difference is only ever the
+  packets' word, never pcapflows' own (its conflict list, its ``^`` marker);
 * the byte counts (pcapflows' ``metadata["pcapflows"]["bytes"]`` against its messages,
   and what tshark shows once its markers are taken out);
-* which side is the client;
-* the connection's start and end: first and last frame numbers and capture times.
+* which side is the client, by tshark's ``tcp.flags`` and ports (:func:`client_by_packets`);
+* the connection's start and end: first and last frame numbers and capture times (TCP
+  headers quoted by ICMP errors or sFlow samples left out: they are no packets of it).
 
 The stream listing comes from per-frame fields rather than from ``-z conv,tcp``: tshark
 4.0's conversation table has no stream index (so port reuse cannot be told apart) and
@@ -32,8 +39,11 @@ outside the test suite (``tests/test_conformance.py`` imports it).
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -42,12 +52,20 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-import pcapflows
+#: The checkout this tool belongs to: its pcapflows is the one compared (run as a
+#: script, Python would otherwise import whichever pcapflows is installed).
+ROOT = Path(__file__).resolve().parents[1]
+if (ROOT / "pcapflows" / "__init__.py").exists() and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pcapflows  # noqa: E402
 
 Endpoint = tuple[str, int]
 
@@ -56,18 +74,22 @@ Endpoint = tuple[str, int]
 REASONS: dict[str, str] = {
     "marker": "tshark writes '[N bytes missing in capture file]' where pcapflows has a gap "
     "of N bytes (the peer acknowledged past a hole)",
-    "truncated": "tshark's output stops before a gap; pcapflows keeps the bytes after it",
+    "truncated": "tshark's output stops before a gap; pcapflows keeps the bytes after it, "
+    "each of them the captured payload at its sequence number",
     "late start": "tshark starts the direction at its first captured frame, after a gap; "
-    "pcapflows keeps the bytes with lower sequence numbers captured later",
+    "pcapflows keeps the bytes with lower sequence numbers captured later, each of them "
+    "the captured payload at its sequence number",
     "snaplen": "payload cut by the snap length is silently absent from tshark's output; "
-    "pcapflows has a gap with cause 'snaplen' there",
-    "conflict": "bytes differ only inside pcapflows' recorded conflicts (tshark shows a "
-    "later copy, pcapflows keeps the first)",
+    "pcapflows has a gap with cause 'snaplen' there, exactly a cut frame's "
+    "frame.len - frame.cap_len past its captured payload",
+    "conflict": "bytes differ only where two captured copies of the same sequence range "
+    "differ: tshark shows a later copy, pcapflows keeps the first",
     "fragment overlap": "bytes differ only inside a TCP segment whose IP fragments "
     "overlapped with other content (tshark flags ip.fragment.overlap.conflict and keeps "
     "the last copy; pcapflows reports the frame and keeps the first)",
     "client by first packet": "tshark's node 0 is the sender of the first packet; "
-    "pcapflows picks the client by SYN, SYN-ACK and server port (its history starts '^')",
+    "pcapflows' client is the one tshark's own tcp.flags and ports say (SYN, else "
+    "SYN-ACK, else the server port rule)",
     "read past damage": "tshark stops reading the file at a damaged record; pcapflows "
     "skips to the next valid record and reads on. Checked: pcapflows on the records "
     "before the damage agrees with tshark",
@@ -81,11 +103,14 @@ REASONS: dict[str, str] = {
     "acknowledge it (a reordered capture); pcapflows keeps one connection, whose bytes "
     "are checked against every packet's payload instead",
     "dropped after marker": "tshark writes a marker when the peer acknowledges past a "
-    "hole and moves on; a segment of that hole captured afterwards is dropped by tshark "
-    "(it never fills a marker), pcapflows puts it in its place. Checked: removing exactly "
-    "such late runs from ours gives tshark's bytes",
+    "hole and moves on; bytes of that hole captured afterwards are dropped by tshark "
+    "(it never fills a marker), pcapflows puts them in their place. Checked: removing "
+    "exactly such late bytes from ours gives tshark's bytes",
     "port reuse": "the 4-tuple carried several connections: tshark gives each a stream "
     "index, pcapflows a flow; paired by first frame",
+    "quoted header": "tshark counts a TCP header quoted by an ICMP error or an sFlow "
+    "sample in the stream (its span, or a stream of its own); pcapflows rightly does "
+    "not: such a header is no packet of the connection",
 }
 
 #: tshark's Follow TCP Stream separator line.
@@ -99,6 +124,8 @@ FIELDS = (
     "frame.number",
     "frame.time_epoch",
     "frame.protocols",
+    "frame.len",
+    "frame.cap_len",
     "tcp.stream",
     "tcp.srcport",
     "tcp.len",
@@ -106,15 +133,30 @@ FIELDS = (
     "tcp.seq",
     "tcp.seq_raw",
     "tcp.ack_raw",
+    "tcp.hdr_len",
+    "tcp.payload",
     "ip.src",
     "ipv6.src",
     "ip.fragment.overlap.conflict",
     "ipv6.fragment.overlap.conflict",
     "_ws.short",
+    "tcp.reset_cause",
 )
+#: Decode every TCP port's payload as plain data (see :func:`_tshark_base`).
+DECODE_AS = "tcp.port==0-65535,data"
+#: Protocols that quote a packet's headers (and TCP header) rather than carry it.
+QUOTING = frozenset({"icmp", "icmpv6", "sflow"})
 #: Encapsulations whose inner TCP tshark follows (named in unpaired-stream reports).
 TUNNELS = ("gre", "erspan", "vxlan", "geneve", "gtp", "teredo", "nsh", "mpls", "pppoes")
-SYN, ACK = 0x02, 0x10
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+#: The sequence space, and half of it.
+MOD, HALF = 1 << 32, 1 << 31
+#: A move in sequence space too large to trust on one packet's word (see unwrap).
+JUMP = 1 << 30
+#: Frames whose payloads vote for where our offset 0 is, and candidates tried.
+MAX_VOTERS, MAX_BASES = 32, 4
+#: pcapflows' documented limit of the well-known ports (its role rule, README).
+WELL_KNOWN = 1024
 
 
 class ConformanceError(Exception):
@@ -136,6 +178,7 @@ def require_tshark() -> str:
     return path
 
 
+@cache
 def _host(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -154,12 +197,13 @@ def _endpoint(text: str) -> Endpoint | None:
 
 @dataclass
 class Frame:
-    """One frame's share of a tshark stream (one TCP layer of it)."""
+    """One frame's share of a tshark stream (one TCP layer of it): tshark's own
+    per-frame fields, independent of any reassembly (tshark's Follow or ours)."""
 
     number: int
     time: float
     srcport: int
-    length: int
+    length: int  # tcp.len: the segment's payload length, captured or not
     flags: int
     seq: int  # relative, as tshark shows it
     seq_raw: int
@@ -168,6 +212,26 @@ class Frame:
     protocols: str
     fragment_conflict: bool
     short: bool = False  # the snap length cut the frame inside a header tshark decodes
+    payload: bytes = b""  # tcp.payload: the captured payload bytes
+    frame_len: int = 0  # frame.len: the frame's length on the wire
+    cap_len: int = 0  # frame.cap_len: what the capture kept of it
+    #: The TCP header is one that an ICMP error or an sFlow sample quotes, not a packet
+    #: of the connection: tshark counts it in the stream, pcapflows rightly does not.
+    quoted: bool = False
+    hdr_len: int = 0
+    #: Payload tshark does not give as bytes (a RST's, shown only as text).
+    opaque: bool = False
+
+    @property
+    def data_seq(self) -> int:
+        """Raw sequence number of the first payload byte (a SYN's data follows it)."""
+        return (self.seq_raw + (1 if self.flags & SYN else 0)) % MOD
+
+    @property
+    def cut(self) -> int:
+        """Payload bytes the snap length cut from this segment (``frame.len -
+        frame.cap_len``, at most what the TCP header says is missing)."""
+        return max(0, min(self.frame_len - self.cap_len, self.length - len(self.payload)))
 
 
 @dataclass
@@ -196,6 +260,11 @@ class TsharkStream:
         return None
 
     @property
+    def packets(self) -> list[Frame]:
+        """The frames that are packets of the connection (not quoted headers)."""
+        return [f for f in self.frames if not f.quoted]
+
+    @property
     def encapsulation(self) -> str:
         """Tunnel protocols under the TCP of the first frame, e.g. ``"gre"``."""
         layers = self.frames[0].protocols.split(":") if self.frames else []
@@ -208,10 +277,26 @@ class TsharkCapture:
 
     streams: dict[int, TsharkStream]
     stderr: str = ""
+    runs: int = 0  # tshark processes started for it (0 when read from the cache)
 
 
 def _int(values: list[str], k: int, base: int = 10) -> int:
     return int(values[k], base) if k < len(values) and values[k] else 0
+
+
+def _quoted(protocols: str, k: int) -> bool:
+    """Whether the k-th TCP layer of a frame sits inside a protocol that quotes headers
+    (an ICMP error, an sFlow sample) rather than carrying packets."""
+    seen = 0
+    quoting = False
+    for p in protocols.split(":"):
+        if p in QUOTING:
+            quoting = True
+        elif p == "tcp":
+            if seen == k:
+                return quoting
+            seen += 1
+    return quoting
 
 
 def _fields(text: str) -> dict[int, TsharkStream]:
@@ -220,15 +305,16 @@ def _fields(text: str) -> dict[int, TsharkStream]:
         if line.startswith("="):
             break  # the follow output starts
         cols = line.split("\t")
-        if len(cols) != len(FIELDS) or not cols[3]:
+        if len(cols) != len(FIELDS) or not cols[5]:
             continue
-        number, when, protocols, ids, *tcp, v4, v6, frag4, frag6, short = cols
+        number, when, protocols, flen, clen, ids, *tcp, v4, v6, frag4, frag6, short, rst = cols
         addresses = frozenset(_host(a) for a in f"{v4},{v6}".split(",") if a)
-        ports, lens, flags, seqs, raws, acks = (c.split(",") for c in tcp)
+        ports, lens, flags, seqs, raws, acks, hdrs, payloads = (c.split(",") for c in tcp)
         # Several TCP layers in one frame (TCP in a tunnel in TCP, or the TCP header that
         # an ICMP error quotes): the k-th stream id goes with the k-th of each TCP field.
         for k, sid in enumerate(ids.split(",")):
             s = streams.setdefault(int(sid), TsharkStream(int(sid)))
+            quoted = _quoted(protocols, k)
             s.frames.append(
                 Frame(
                     int(number),
@@ -243,9 +329,28 @@ def _fields(text: str) -> dict[int, TsharkStream]:
                     protocols,
                     bool(frag4 or frag6),
                     bool(short),
+                    b"" if quoted or k >= len(payloads) else bytes.fromhex(payloads[k]),
+                    int(flen or 0),
+                    int(clen or 0),
+                    quoted,
+                    _int(hdrs, k),
                 )
             )
+            fr = s.frames[-1]
+            if fr.flags & RST and fr.length and not fr.payload and not quoted:
+                _reset_payload(fr, rst)
     return streams
+
+
+def _reset_payload(fr: Frame, cause: str) -> None:
+    """A RST's payload: tshark shows it only as text (``tcp.reset_cause``), not as
+    ``tcp.payload``. Text of exactly the captured length, all printable ASCII, is the
+    bytes themselves; otherwise the bytes are known to be there but not their values."""
+    captured = fr.length - max(0, min(fr.frame_len - fr.cap_len, fr.length))
+    if len(cause) == captured and cause.isascii() and cause.isprintable():
+        fr.payload = cause.encode()
+    else:
+        fr.opaque = True
 
 
 def _follows(text: str, streams: dict[int, TsharkStream]) -> None:
@@ -274,10 +379,93 @@ def _run(args: list[str]) -> tuple[str, str]:
     return proc.stdout, proc.stderr
 
 
+#: Where tshark's output is kept between runs and between processes (pytest-xdist
+#: workers): None for no cache. Set it, or the environment variable
+#: ``PCAPFLOWS_TSHARK_CACHE``, or ``--cache`` on the command line.
+CACHE: Path | None = None
+#: Bumped whenever what is asked of tshark, or how its output is read, changes.
+CACHE_FORMAT = 3
+
 #: tshark options for every run: heuristic dissectors tshark 4.0 leaves off that
 #: pcapflows matches. Teredo on ports other than 3544 is recognized by content (as Zeek
 #: does); on the corpus this changes tshark's streams of zeek__Teredo.pcap only.
 TSHARK_OPTIONS = ("--enable-heuristic", "teredo_udp")
+
+
+@cache
+def tshark_version() -> str:
+    """tshark's version line (part of the cache key: another tshark may see otherwise)."""
+    out, _ = _run([require_tshark(), "--version"])
+    return out.splitlines()[0] if out else "unknown"
+
+
+def _cache_dir() -> Path | None:
+    if CACHE is not None:
+        return CACHE
+    env = os.environ.get("PCAPFLOWS_TSHARK_CACHE")
+    return Path(env) if env else None
+
+
+def _digest(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (processes sharing a cache wait for the one
+    already running tshark on the same file instead of running it again)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, at worst the same output is made twice
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _tshark_base(tshark: str, path: str | os.PathLike[str]) -> list[str]:
+    # Every TCP port decoded as plain data: Follow is asked for the bytes of the stream,
+    # and some of tshark's dissectors above TCP (OpenFlow's, for one) change what it
+    # prints when they desegment. tcp.payload does not depend on it.
+    return [tshark, *TSHARK_OPTIONS, "-r", str(path), "-n", "-d", DECODE_AS]
+
+
+def _outputs(path: str | os.PathLike[str], guess: int) -> tuple[list[str], str, int]:
+    """tshark's outputs for one capture: the per-frame fields and as many follows as
+    possible in one run, another run only for streams beyond the guess."""
+    tshark = require_tshark()
+    args = [*_tshark_base(tshark, path), "-T", "fields", "-E", "occurrence=a"]
+    args += ["-E", "aggregator=,", "-E", "separator=/t"]
+    for f in FIELDS:
+        args += ["-e", f]
+    for sid in range(min(guess, BATCH)):
+        args += ["-z", f"follow,tcp,raw,{sid}"]
+    out, err = _run(args)
+    outs = [out]
+    listed: set[int] = set()
+    for line in out.splitlines():
+        if line.startswith("="):
+            break
+        cols = line.split("\t")
+        if len(cols) == len(FIELDS) and cols[5]:
+            listed.update(int(sid) for sid in cols[5].split(","))
+    missing = sorted(sid for sid in listed if sid >= min(guess, BATCH))
+    for i in range(0, len(missing), BATCH):
+        args = [*_tshark_base(tshark, path), "-q"]
+        for sid in missing[i : i + BATCH]:
+            args += ["-z", f"follow,tcp,raw,{sid}"]
+        more, more_err = _run(args)
+        outs.append(more)
+        err += more_err
+    return outs, err, len(outs)
 
 
 def run_tshark(path: str | os.PathLike[str], guess: int = 0) -> TsharkCapture:
@@ -286,54 +474,37 @@ def run_tshark(path: str | os.PathLike[str], guess: int = 0) -> TsharkCapture:
     ``guess`` is how many streams to follow in the same run as the listing (indices
     0..guess-1; indices that do not exist come back empty and are ignored). The listing
     is authoritative: streams it shows beyond the guess are followed in another run, so
-    a wrong guess costs time, never results.
+    a wrong guess costs time, never results. With a cache (:data:`CACHE`) the outputs
+    are kept under a key made of the file's SHA-256, tshark's version and what is asked
+    of it, so tshark runs once per file whoever asks and however often.
     """
-    tshark = require_tshark()
-    args = [tshark, *TSHARK_OPTIONS, "-r", str(path), "-n", "-T", "fields", "-E", "occurrence=a"]
-    args += ["-E", "aggregator=,", "-E", "separator=/t"]
-    for f in FIELDS:
-        args += ["-e", f]
-    for sid in range(min(guess, BATCH)):
-        args += ["-z", f"follow,tcp,raw,{sid}"]
-    out, err = _run(args)
-    streams = _fields(out)
-    _follows(out, streams)
-    missing = sorted(sid for sid, s in streams.items() if s.nodes is None)
-    for i in range(0, len(missing), BATCH):
-        args = [tshark, *TSHARK_OPTIONS, "-r", str(path), "-n", "-q"]
-        for sid in missing[i : i + BATCH]:
-            args += ["-z", f"follow,tcp,raw,{sid}"]
-        out, more = _run(args)
+    require_tshark()
+    where = _cache_dir()
+    runs = 0
+    if where is None:
+        outs, err, runs = _outputs(path, guess)
+    else:
+        where.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(
+            f"{CACHE_FORMAT}\0{_digest(path)}\0{tshark_version()}\0{DECODE_AS}\0"
+            f"{' '.join(TSHARK_OPTIONS)}\0"
+            f"{','.join(FIELDS)}".encode()
+        ).hexdigest()[:32]
+        entry = where / f"{key}.json"
+        with _locked(where / f"{key}.lock"):
+            if entry.exists():
+                saved = json.loads(entry.read_text())
+                outs, err = saved["outs"], saved["err"]
+            else:
+                outs, err, runs = _outputs(path, guess)
+                tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"outs": outs, "err": err}))
+                os.replace(tmp, entry)
+    streams = _fields(outs[0])
+    for out in outs:
         _follows(out, streams)
-        err += more
     lines = [ln for ln in err.splitlines() if ln.strip() and "Running as user" not in ln]
-    return TsharkCapture(streams, "\n".join(lines))
-
-
-def frame_payloads(path: str | os.PathLike[str], streams: Iterable[int]) -> dict[int, bytes]:
-    """TCP payload per frame number of some tshark streams (``-e tcp.payload``): the
-    packets themselves, independent of any reassembly, tshark's or ours."""
-    ids = sorted(set(streams))
-    args = [
-        require_tshark(),
-        *TSHARK_OPTIONS,
-        "-r",
-        str(path),
-        "-n",
-        "-Y",
-        f"tcp.stream in {{{','.join(map(str, ids))}}}",
-    ]
-    args += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
-    args += ["-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.payload"]
-    out, _ = _run(args)
-    result: dict[int, bytes] = {}
-    for line in out.splitlines():
-        number, sids, payloads = [*line.split("\t"), "", ""][:3]
-        plist = payloads.split(",")
-        for k, sid in enumerate(sids.split(",")):
-            if sid and int(sid) in ids:
-                result[int(number)] = bytes.fromhex(plist[k]) if k < len(plist) else b""
-    return result
+    return TsharkCapture(streams, "\n".join(lines), runs)
 
 
 # --------------------------------------------------------------------------- pcapflows
@@ -341,12 +512,10 @@ def frame_payloads(path: str | os.PathLike[str], streams: Iterable[int]) -> dict
 
 @dataclass(frozen=True)
 class Run:
-    """Contiguous bytes of one direction at a stream offset, and the positions in them
-    that a recorded conflict covers (there tshark may show the later copy)."""
+    """Contiguous bytes of one direction at a stream offset."""
 
     offset: int
     data: bytes
-    conflicted: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -435,46 +604,34 @@ def tokens(flow: pcapflows.TCPFlow, from_client: bool) -> list[Token]:
         for g in sorted(meta["gaps"], key=lambda g: int(g["offset"]))
         if g["from_client"] == from_client
     ]
-    conflicted = {
-        o
-        for c in meta["conflicts"]
-        if c["from_client"] == from_client
-        for o in range(c["offset"], c["offset"] + c["length"])
-    }
     out: list[Token] = []
-
-    def run(start: int, b: bytes) -> Run:
-        mask = frozenset(o - start for o in conflicted if start <= o < start + len(b))
-        return Run(start, b, mask)
 
     pos = 0  # position in the stream (data and holes)
     taken = 0  # bytes of data consumed
     for h in holes:
         chunk = data[taken : taken + (h.offset - pos)]
         if chunk:
-            out.append(run(pos, chunk))
+            out.append(Run(pos, chunk))
         taken += len(chunk)
         out.append(h)
         pos = h.offset + h.length
     if taken < len(data):
-        out.append(run(pos, data[taken:]))
+        out.append(Run(pos, data[taken:]))
     return out
 
 
-def render(ts: Sequence[Token]) -> tuple[bytes, frozenset[int], list[tuple[int, int, int]]]:
-    """tshark's rendering of tokens, the positions in it that a conflict covers, and
-    ``(rendered position, stream offset, length)`` of each run."""
+def render(ts: Sequence[Token]) -> tuple[bytes, list[tuple[int, int, int]]]:
+    """tshark's rendering of tokens, and ``(rendered position, stream offset, length)``
+    of each run."""
     out = bytearray()
-    mask: set[int] = set()
     where = []
     for t in ts:
         if isinstance(t, Run):
-            mask.update(len(out) + o for o in t.conflicted)
             where.append((len(out), t.offset, len(t.data)))
             out += t.data
         elif t.cause != "snaplen":
             out += marker(t.length)
-    return bytes(out), frozenset(mask), where
+    return bytes(out), where
 
 
 def _ends_output(rest: Sequence[Token]) -> bool:
@@ -490,34 +647,48 @@ def _ends_output(rest: Sequence[Token]) -> bool:
 
 
 def classify(
-    ours: Sequence[Token], theirs: bytes, allowed: frozenset[int] = frozenset()
+    ours: Sequence[Token],
+    theirs: bytes,
+    copies: Mapping[int, Collection[int]] | None = None,
+    fragments: Collection[int] = frozenset(),
 ) -> tuple[str, ...] | None:
     """The named differences between one of our directions and tshark's, or None.
 
     ``()`` means identical. Otherwise tshark's bytes must be one contiguous slice of our
     tokens, starting and ending at token boundaries, with each hole inside rendered as
-    tshark renders it, and differing from ours only at recorded conflicts or at stream
-    offsets in ``allowed`` (IP fragments that overlapped with other content).
+    tshark renders it, and differing from ours only where the packets themselves prove
+    it allowed: at a stream offset where captured copies differ (``copies``: offset ->
+    the values captured there) and tshark's byte is one of them, or inside a segment
+    whose IP fragments overlapped (``fragments``). What lies outside the slice is not
+    judged here: :func:`evidence` checks every byte of ours against the packets.
     """
+    copies = copies or {}
     if not ours:
         return () if not theirs else None
     for i in range(len(ours)):
         for j in range(len(ours), i, -1):
             if j < len(ours) and not _ends_output(ours[j:]):
                 continue
-            rendered, mask, where = render(ours[i:j])
+            rendered, where = render(ours[i:j])
             extra: list[str] = []
             if rendered != theirs:
-                if len(rendered) != len(theirs) or not (mask or allowed):
+                if len(rendered) != len(theirs) or not (copies or fragments):
                     continue
                 diff = [k for k in range(len(rendered)) if rendered[k] != theirs[k]]
-                frag = {p + k for p, o, n in where for k in range(n) if o + k in allowed}
-                if not all(k in mask or k in frag for k in diff):
+                offsets = {p + k: o + k for p, o, n in where for k in range(n)}
+                named = set()
+                for k in diff:
+                    o = offsets.get(k)
+                    if o is not None and theirs[k] in copies.get(o, ()):
+                        named.add("conflict")
+                    elif o is not None and o in fragments:
+                        named.add("fragment overlap")
+                    else:
+                        break
+                else:
+                    extra = sorted(named)
+                if not extra:
                     continue
-                if any(k in mask for k in diff):
-                    extra.append("conflict")
-                if any(k in frag and k not in mask for k in diff):
-                    extra.append("fragment overlap")
             names: list[str] = []
             inside = [t for t in ours[i:j] if isinstance(t, Hole)]
             if any(h.cause != "snaplen" for h in inside):
@@ -539,128 +710,449 @@ def classify(
 MAX_LATE_RUNS = 10
 
 
-def _first_frames(
-    ours: Sequence[Token], frames: Sequence[Frame], payloads: dict[int, bytes]
-) -> dict[int, int] | None:
-    """For each stream offset we hold, the number of the first frame (capture order)
-    whose payload carries that byte, placing frames by tshark's relative sequence
-    number shifted onto our offsets. The shift is the one most frames agree with (a
-    frame's payload found in our bytes votes for one); frames whose bytes do not match
-    ours there (wild, fuzzed sequence numbers) are left out."""
-    mine = {t.offset + k: b for t in ours if isinstance(t, Run) for k, b in enumerate(t.data)}
-    votes: Counter[int] = Counter()
-    for f in frames:
-        p = payloads.get(f.number, b"")
-        if len(p) < 4:
+def _acked(peer: Sequence[Frame], base: int) -> tuple[list[int], list[int]]:
+    """When the peer first acknowledged past each point of this direction: frame
+    numbers and the highest stream offset acknowledged so far, both increasing."""
+    numbers: list[int] = []
+    highest: list[int] = []
+    acks = sorted((f for f in peer if f.flags & ACK), key=lambda fr: fr.number)
+    for f, rel in zip(acks, unwrap([f.ack_raw for f in acks], base), strict=True):
+        if not highest or rel > highest[-1]:
+            numbers.append(f.number)
+            highest.append(rel)
+    return numbers, highest
+
+
+def _late_pieces(
+    ours: Sequence[Token], pk: Packets, peer: Sequence[Frame]
+) -> list[tuple[int, int]] | None:
+    """Our bytes that tshark has dropped as old data: ``(offset, length)`` of each
+    stretch first captured after the peer had acknowledged past its start (tshark had
+    then written its marker for them and moved on), or after bytes at higher offsets
+    (tshark may have moved on then too). None if some byte is carried by no packet."""
+    numbers, highest = _acked(peer, pk.base)
+    stretches: list[tuple[int, int, int]] = []  # offset, length, first frame
+    for t in ours:
+        if not isinstance(t, Run):
             continue
-        data_seq = f.seq + (1 if f.flags & SYN else 0)  # a SYN's data follows it
-        for t in ours:
-            if isinstance(t, Run):
-                at = t.data.find(p)
-                while at >= 0:
-                    votes[t.offset + at - data_seq] += 1
-                    at = t.data.find(p, at + 1)
-    if not votes:
-        return None
-    shift = votes.most_common(1)[0][0]
-    first: dict[int, int] = {}
-    for f in sorted(frames, key=lambda fr: fr.number):
-        p = payloads.get(f.number, b"")
-        base = f.seq + (1 if f.flags & SYN else 0) + shift
-        same = [k for k, b in enumerate(p) if mine.get(base + k) == b]
-        # A frame counts where its bytes are ours (a conflicting retransmission lost
-        # where the first copy won), if most of them are: not by coincidence.
-        if same and 2 * len(same) > len(p):
-            for k in same:
-                first.setdefault(base + k, f.number)
-    return first
+        pos, end = t.offset, t.offset + len(t.data)
+        while pos < end:
+            here = list(pk.covering(pos, pos + 1))
+            if not here:
+                return None
+            n = min(end, here[0].end) - pos
+            if (
+                stretches
+                and stretches[-1][0] + stretches[-1][1] == pos
+                and stretches[-1][2] == here[0].frame
+            ):
+                o, m, fr = stretches[-1]
+                stretches[-1] = (o, m + n, fr)
+            else:
+                stretches.append((pos, n, here[0].frame))
+            pos += n
+    late: list[tuple[int, int]] = []
+    later: int | None = None  # lowest first frame among bytes at higher offsets
+    for o, n, fr in reversed(stretches):
+        k = bisect.bisect_right(highest, o)
+        passed = numbers[k] if k < len(numbers) else None
+        if (passed is not None and fr > passed) or (later is not None and fr > later):
+            if late and late[-1][0] == o + n:
+                late[-1] = (o, n + late[-1][1])
+            else:
+                late.append((o, n))
+        later = fr if later is None else min(later, fr)
+    return late
+
+
+def _drop(ours: Sequence[Token], drop: Collection[tuple[int, int]]) -> list[Token]:
+    """``ours`` with the stretches ``drop`` turned into holes (joining holes beside them)."""
+    cuts = sorted(drop)
+    pieces: list[Token] = []
+    for t in ours:
+        if isinstance(t, Hole):
+            pieces.append(t)
+            continue
+        pos = t.offset
+        for o, n in cuts:
+            if o + n <= t.offset or o >= t.offset + len(t.data):
+                continue
+            if o > pos:
+                pieces.append(Run(pos, t.data[pos - t.offset : o - t.offset]))
+            pieces.append(Hole(o, n, "ack"))
+            pos = o + n
+        if pos < t.offset + len(t.data):
+            pieces.append(Run(pos, t.data[pos - t.offset :]))
+    merged: list[Token] = []
+    for t in pieces:
+        prev = merged[-1] if merged else None
+        if (
+            isinstance(t, Hole)
+            and isinstance(prev, Hole)
+            and "snaplen" not in (t.cause, prev.cause)
+        ):
+            merged[-1] = Hole(prev.offset, prev.length + t.length, "ack")
+        else:
+            merged.append(t)
+    return merged
 
 
 def dropped_after_marker(
-    ours: Sequence[Token], theirs: bytes, frames: Sequence[Frame], payloads: dict[int, bytes]
+    ours: Sequence[Token], theirs: bytes, pk: Packets, peer: Sequence[Frame]
 ) -> tuple[str, ...] | None:
     """tshark 4.0's Follow writes a marker when the peer acknowledges past a hole and
-    moves its next expected byte past the hole; a segment of the hole captured later is
-    then old data to it and dropped, where pcapflows fills the hole with it.
+    moves its next expected byte past the hole; bytes of the hole captured later are
+    then old data to it and dropped, where pcapflows puts them where their sequence
+    numbers say: as a run between smaller gaps, filling the hole inside a longer run,
+    or above a hole that the ACK passed before they arrived.
 
-    Checked exactly: a run is *late* when every byte of it came only in frames captured
-    after the first frame of some byte we hold at a higher offset (tshark had moved on
-    by then); removing some late runs (their place joining the holes around them)
-    must give a direction that :func:`classify` matches to tshark's bytes, markers
-    included. None if no such set of late runs exists."""
-    first = _first_frames(ours, frames, payloads)
-    if first is None:
+    Checked from the packets: the bytes removed must be *late* (see
+    :func:`_late_pieces`), and removing them (their place joining the holes around
+    them) must give a direction that :func:`classify` matches to tshark's bytes,
+    markers included. None if no such set of late bytes exists."""
+    late = _late_pieces(ours, pk, peer)
+    if not late:
         return None
-    late: list[int] = []
-    later = None  # lowest frame number among bytes at higher offsets
-    for i in range(len(ours) - 1, -1, -1):
-        t = ours[i]
-        if not isinstance(t, Run):
-            continue
-        numbers = [first.get(t.offset + k) for k in range(len(t.data))]
-        if None in numbers:
-            return None  # bytes no frame explains: not this case
-        own = [n for n in numbers if n is not None]
-        if later is not None and min(own) > later:
-            late.append(i)
-        later = min(own) if later is None else min(later, min(own))
     late = late[:MAX_LATE_RUNS]
-    for mask in range(1, 1 << len(late)):
-        drop = {late[b] for b in range(len(late)) if mask >> b & 1}
-        merged: list[Token] = []
-        for i, t in enumerate(ours):
-            if i in drop or isinstance(t, Hole):
-                length = t.length if isinstance(t, Hole) else len(t.data)
-                if merged and isinstance(merged[-1], Hole) and merged[-1].cause != "snaplen":
-                    prev = merged[-1]
-                    merged[-1] = Hole(prev.offset, prev.length + length, "ack")
-                elif isinstance(t, Hole) and i not in drop:
-                    merged.append(t)
-                else:
-                    merged.append(Hole(t.offset, length, "ack"))
-            else:
-                merged.append(t)
-        kind = classify(merged, theirs)
+    subsets = [(1 << len(late)) - 1, *range(1, (1 << len(late)) - 1)]
+    for mask in subsets:
+        drop = [late[b] for b in range(len(late)) if mask >> b & 1]
+        kind = classify(_drop(ours, drop), theirs, pk.copies, pk.fragments)
         if kind is not None:
             return (*kind, "dropped after marker")
     return None
 
 
-def shown_markers(ours: Sequence[Token], theirs: bytes) -> int:
-    """How many of tshark's bytes are its markers for our holes (not captured bytes)."""
-    lengths = {t.length for t in ours if isinstance(t, Hole) and t.cause != "snaplen"}
-    return sum(len(marker(n)) * theirs.count(marker(n)) for n in lengths)
+#: tshark's marker, as found in its output.
+MARKER = re.compile(rb"\[(\d+) bytes missing in capture file\]\x00")
 
 
-def packet_check(
-    ours: Sequence[Token], frames: Sequence[Frame], payloads: dict[int, bytes]
-) -> str | None:
-    """Check a direction against its packets; None if right, else what is wrong.
+def shown_markers(theirs: bytes) -> int:
+    """How many of tshark's bytes are its markers (not captured bytes)."""
+    return sum(len(m.group(0)) for m in MARKER.finditer(theirs))
 
-    The reference is every frame's own payload, placed by its raw sequence number
-    relative to the sender's SYN, the first copy of each byte winning: exactly the bytes
-    the packets carry, with no reassembler's (tshark's or ours) judgement in between.
-    """
-    syn = [f for f in frames if f.flags & SYN and not f.flags & ACK]
-    syn = syn or [f for f in frames if f.flags & SYN]
-    if not syn:
-        return "no SYN to place the packets by"
-    base = syn[0].seq_raw + 1
-    truth: dict[int, int] = {}
-    for f in frames:
-        for k, b in enumerate(payloads.get(f.number, b"")):
-            truth.setdefault((f.seq_raw - base + k) % (1 << 32), b)
-    mine = {t.offset + k: b for t in ours if isinstance(t, Run) for k, b in enumerate(t.data)}
-    if mine != truth:
-        wrong = sorted(set(mine) ^ set(truth)) or sorted(o for o in mine if mine[o] != truth[o])
-        return f"bytes differ from the packets' payloads from offset {wrong[0]}"
-    return None
+
+def judge(
+    ours: Sequence[Token],
+    theirs: bytes | None,
+    mine: Sequence[Frame],
+    peer: Sequence[Frame],
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """One of our directions against tshark's Follow output (``theirs``; None where
+    that is no reference) and against the packets: ``mine`` the sender's frames,
+    ``peer`` the other side's (their ACKs). Returns the named differences (None when
+    unexplained) and what is wrong (None when nothing is).
+
+    The packet check runs on every direction, identical or not: a difference may only
+    be named when every byte we deliver is the packets' own."""
+    ev = evidence(ours, mine, complete=theirs is None)
+    if ev.problem is not None:
+        return None, ev.problem
+    assert ev.packets is not None
+    if theirs is None:
+        return (), None
+    kind = classify(ours, theirs, ev.packets.copies, ev.packets.fragments)
+    if kind is None:
+        kind = dropped_after_marker(ours, theirs, ev.packets, peer)
+    if kind is None:
+        rendered = render(ours)[0]
+        at = first_difference(rendered, theirs)
+        return None, (
+            f"bytes differ at {at} (ours {len(rendered)} rendered, tshark {len(theirs)}):"
+            f" ours {_excerpt(rendered, at)} tshark {_excerpt(theirs, at)}"
+        )
+    return kind, None
 
 
 def first_difference(a: bytes, b: bytes) -> int:
     """Offset of the first byte where ``a`` and ``b`` differ (or the shorter length)."""
     n = min(len(a), len(b))
     return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def _excerpt(data: bytes, at: int) -> str:
+    return data[max(0, at - 8) : at + 16].hex() or "(end)"
+
+
+def client_by_packets(
+    frames: Sequence[tuple[Endpoint, Frame]], ends: tuple[Endpoint, Endpoint]
+) -> tuple[Endpoint, str]:
+    """The client by the packets, as the README's rule says: the sender of a SYN without
+    ACK (the first one captured if both sent one), else the receiver of a SYN-ACK, else
+    (picked up mid-stream) the side not on the likely server port (a port below 1024
+    against one that is not, else the lower port; equal ports: the first sender).
+    ``frames``: (sender, frame) of the connection's packets, as tshark decoded them
+    (``tcp.flags``, ``tcp.srcport``); ``ends``: the two endpoints, first sender first.
+    Returns the client and the part of the rule that decided."""
+    a, b = ends
+    other = {a: b, b: a}
+    ordered = sorted(frames, key=lambda x: x[1].number)
+    syn = [(e, f) for e, f in ordered if f.flags & SYN and not f.flags & ACK]
+    if syn:
+        return syn[0][0], f"sent the first SYN, frame {syn[0][1].number}"
+    synack = {e for e, f in ordered if f.flags & SYN and f.flags & ACK}
+    if len(synack) == 1:
+        (server,) = synack
+        return other[server], "received the SYN-ACK"
+    (_, pa), (_, pb) = a, b
+    if (pa < WELL_KNOWN) != (pb < WELL_KNOWN):
+        return (b, "port") if pa < WELL_KNOWN else (a, "port")
+    if pa != pb:
+        return (b, "port") if pa < pb else (a, "port")
+    return a, "first sender"
+
+
+# --------------------------------------------------------------------------- the packets
+
+
+@dataclass
+class _Piece:
+    """The first captured copy of a range of one direction's sequence space."""
+
+    start: int  # sequence number relative to the direction's base, in [0, 2**32)
+    data: bytes
+    frame: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+
+class Packets:
+    """One direction's captured payload, each frame's own ``tcp.payload`` placed at its
+    sequence number, the first copy of each byte in capture order winning: exactly the
+    bytes the packets carry, with no reassembler's judgement (tshark's or ours) in
+    between.
+
+    Positions are relative to ``base`` (the sequence number of our offset 0) and
+    unwrapped frame by frame in capture order: each frame lands at the position
+    nearest to the previous frame's (sequence numbers are 32 bits; a stream longer than
+    4 GiB goes round several times, one step at a time). A segment whose sequence
+    number is damaged lands far away, and the next ordinary segment lands next to its
+    predecessors again: a retransmission can never be placed 4 GiB after the original.
+    """
+
+    def __init__(self, frames: Sequence[Frame], base: int) -> None:
+        self.base = base
+        self.pieces: list[_Piece] = []
+        self._starts: list[int] = []
+        #: Positions that captured copies gave different bytes, with every value seen.
+        self.copies: dict[int, set[int]] = {}
+        #: Positions inside segments whose IP fragments overlapped (tshark flags them;
+        #: its tcp.payload is its own choice of copy, so their value is not compared).
+        self.fragments: set[int] = set()
+        #: (start, end) of payload the snap length cut (frame.len - frame.cap_len).
+        self.cut: list[tuple[int, int]] = []
+        #: Position of the first FIN (capture order) that ends the stream: not one below
+        #: offset 0 (a fake FIN before the sender's SYN) nor one on a SYN (SYN+FIN is no
+        #: valid close, only a scanner's or a fuzzer's): nothing is stream past it.
+        self.fin: tuple[int, int] | None = None  # (position, frame number)
+        #: (start, end) of payload that tshark gives as text only (a RST's): there,
+        #: only that some packet carries a byte is checked, not its value.
+        self.opaque: list[tuple[int, int]] = []
+        ordered = sorted(frames, key=lambda fr: fr.number)
+        for f, rel in zip(ordered, unwrap([f.data_seq for f in ordered], base), strict=True):
+            if f.payload:
+                self._paint(rel, f.payload, f.number)
+            if f.opaque:
+                self.opaque.append((rel, rel + f.length - f.cut))
+            if f.fragment_conflict:
+                self.fragments.update(rel + k for k in range(f.length))
+            if f.cut:
+                at = rel + len(f.payload)
+                self.cut.append((at, at + f.cut))
+            if f.flags & FIN and not f.flags & SYN and self.fin is None and rel >= 0:
+                self.fin = (rel + f.length, f.number)
+
+    def _paint(self, start: int, data: bytes, frame: int) -> None:
+        end = start + len(data)
+        i = max(0, bisect.bisect_right(self._starts, start) - 1)
+        pos = start
+        new: list[_Piece] = []
+        while i < len(self.pieces) and self.pieces[i].start < end:
+            p = self.pieces[i]
+            i += 1
+            if p.end <= pos:
+                continue
+            if p.start > pos:
+                new.append(_Piece(pos, data[pos - start : p.start - start], frame))
+            lo, hi = max(p.start, pos), min(p.end, end)
+            old, now = p.data[lo - p.start : hi - p.start], data[lo - start : hi - start]
+            if old != now:
+                for k in range(hi - lo):
+                    if old[k] != now[k]:
+                        self.copies.setdefault(lo + k, {old[k]}).add(now[k])
+            pos = hi
+        if pos < end:
+            new.append(_Piece(pos, data[pos - start :], frame))
+        for p in new:
+            k = bisect.bisect_left(self._starts, p.start)
+            self._starts.insert(k, p.start)
+            self.pieces.insert(k, p)
+
+    def covering(self, start: int, end: int) -> Iterator[_Piece]:
+        """The pieces overlapping positions ``start..end`` (no wrap), in order."""
+        i = max(0, bisect.bisect_right(self._starts, start) - 1)
+        while i < len(self.pieces) and self.pieces[i].start < end:
+            if self.pieces[i].end > start:
+                yield self.pieces[i]
+            i += 1
+
+    def mismatch(self, offset: int, data: bytes) -> str | None:
+        """Why our ``data`` at stream ``offset`` is not the first captured copy there
+        (None if it is): a byte no packet carries, or another value."""
+        start = offset
+        pos = start
+        for p in self.covering(start, start + len(data)):
+            pos = self._skip_opaque(pos, p.start)
+            if p.start > pos:
+                break
+            hi = min(p.end, start + len(data))
+            mine = data[pos - start : hi - start]
+            theirs = p.data[pos - p.start : hi - p.start]
+            if mine != theirs:
+                for k in range(len(mine)):
+                    if mine[k] != theirs[k] and pos + k not in self.fragments:
+                        return (
+                            f"offset {offset + pos - start + k}: ours {mine[k]:#04x}, the"
+                            f" first captured copy (frame {p.frame}) {theirs[k]:#04x}"
+                        )
+            pos = hi
+        pos = self._skip_opaque(pos, start + len(data))
+        if pos < start + len(data):
+            return f"offset {offset + pos - start}: no captured packet carries this byte"
+        return None
+
+    def _skip_opaque(self, pos: int, end: int) -> int:
+        """Past the opaque ranges from ``pos`` on (at most to ``end``)."""
+        moved = True
+        while moved and pos < end:
+            moved = False
+            for lo, hi in self.opaque:
+                if lo <= pos < hi:
+                    pos, moved = min(hi, end), True
+        return pos
+
+    def first_frame(self, offset: int) -> int | None:
+        """The frame that first carried the byte at stream ``offset``."""
+        for p in self.covering(offset, offset + 1):
+            return p.frame
+        return None
+
+
+def _signed(n: int) -> int:
+    """A difference of sequence numbers as the nearest signed distance."""
+    n %= MOD
+    return n - MOD if n >= HALF else n
+
+
+def unwrap(seqs: Sequence[int], base: int) -> list[int]:
+    """Positions of raw sequence numbers (capture order) relative to ``base``, each at
+    the distance nearest to the last trusted one. A jump of 2**30 or more is trusted
+    only when the next number lands near it (a sparse capture of a long transfer
+    moves on from there; a damaged sequence number is alone), so one damaged number
+    cannot carry the next ordinary one 4 GiB away."""
+    out: list[int] = []
+    ref: tuple[int, int] | None = None  # (raw sequence number, position)
+    for k, seq in enumerate(seqs):
+        if ref is None:
+            ref = (seq, _signed(seq - base))
+            out.append(ref[1])
+            continue
+        delta = _signed(seq - ref[0])
+        pos = ref[1] + delta
+        out.append(pos)
+        if abs(delta) < JUMP or (k + 1 < len(seqs) and abs(_signed(seqs[k + 1] - seq)) < JUMP):
+            ref = (seq, pos)
+    return out
+
+
+def _bases(ours: Sequence[Token], frames: Sequence[Frame]) -> list[int]:
+    """Candidate sequence numbers for our offset 0, most likely first: after the
+    sender's SYN, then the ones most frames' payloads agree with (found in our bytes).
+    Any candidate is then checked byte by byte, so a wrong one can only fail."""
+    out: list[int] = []
+    syn = next((f for f in sorted(frames, key=lambda f: f.number) if f.flags & SYN), None)
+    if syn is not None:
+        out.append((syn.seq_raw + 1) % MOD)
+    runs = [t for t in ours if isinstance(t, Run)]
+    votes: Counter[int] = Counter()
+    with_data = sorted((f for f in frames if f.payload), key=lambda f: -len(f.payload))
+    for f in with_data[:MAX_VOTERS]:
+        for t in runs:
+            at = t.data.find(f.payload)
+            if at >= 0:
+                votes[(f.data_seq - t.offset - at) % MOD] += 1
+                break
+    out += [b for b, _ in votes.most_common(MAX_BASES) if b not in out]
+    # Picked up mid-stream, pcapflows' offset 0 is the lowest sequence number seen;
+    # the first segment's is the next guess.
+    data = [f for f in sorted(frames, key=lambda f: f.number) if f.payload]
+    if data:
+        low = min((_signed(f.data_seq - data[0].data_seq), f.data_seq) for f in data)[1]
+        out += [b for b in (low, data[0].data_seq) if b not in out]
+    return out
+
+
+@dataclass
+class Evidence:
+    """One direction checked against its packets: the placed payload (None when our
+    bytes cannot be placed at all) and what is wrong (None when nothing is)."""
+
+    packets: Packets | None
+    problem: str | None
+
+
+def evidence(ours: Sequence[Token], frames: Sequence[Frame], complete: bool = False) -> Evidence:
+    """Check one of our directions against the packets its sender sent (``frames``:
+    tshark's per-frame fields, quoted headers and frames pcapflows reported as damage
+    left out). Every byte we deliver must be the first captured copy at its sequence
+    number, our offsets may not span more than 2**32 (the same captured byte used
+    twice, 4 GiB apart), nothing may lie at or past the sender's FIN, and a ``snaplen``
+    hole must be payload that the snap length cut (``frame.len - frame.cap_len``) and
+    that no packet carries. ``complete``: every captured byte below the FIN must also
+    be ours (used where tshark's Follow is not a reference)."""
+    bases = _bases(ours, frames) or [0]
+    first: Evidence | None = None
+    for base in bases:
+        pk = Packets(frames, base)
+        ev = Evidence(pk, _problem(ours, pk, complete))
+        if ev.problem is None:
+            return ev
+        first = first or ev
+    assert first is not None
+    return first
+
+
+def _problem(ours: Sequence[Token], pk: Packets, complete: bool) -> str | None:
+    for t in ours:
+        if isinstance(t, Run):
+            bad = pk.mismatch(t.offset, t.data)
+            if bad is not None:
+                return f"not the packets' bytes: {bad}"
+            if pk.fin is not None and t.offset + len(t.data) > pk.fin[0]:
+                past = t.offset + len(t.data) - max(t.offset, pk.fin[0])
+                return f"{past} bytes at or past the FIN (frame {pk.fin[1]}, offset {pk.fin[0]})"
+        elif t.cause == "snaplen":
+            end = t.offset + t.length
+            covered = t.offset
+            for lo, hi in sorted(pk.cut):
+                if lo <= covered < hi:
+                    covered = min(end, max(covered, hi))
+            if covered < end:
+                return (
+                    f"snaplen gap {t.offset}+{t.length}: offset {covered} is not payload"
+                    " that the snap length cut (frame.len - frame.cap_len)"
+                )
+            if any(True for _ in pk.covering(t.offset, end)):
+                return f"snaplen gap {t.offset}+{t.length}: captured packets carry these bytes"
+    if complete:
+        mine = sum(len(t.data) for t in ours if isinstance(t, Run))
+        limit = pk.fin[0] if pk.fin is not None else max((p.end for p in pk.pieces), default=0)
+        captured = sum(min(p.end, limit) - p.start for p in pk.pieces if p.start < limit)
+        if mine != captured:
+            return f"{mine} bytes delivered, the packets carry {captured} (below any FIN)"
+    return None
 
 
 # --------------------------------------------------------------------------- pairing
@@ -708,7 +1200,7 @@ def pair(flows: Sequence[pcapflows.TCPFlow], streams: dict[int, TsharkStream]) -
         free = list(ff)
         lone: list[TsharkStream] = []
         for s in ss:
-            lo, hi = s.frames[0].number, s.frames[-1].number
+            lo, hi = s.packets[0].number, s.packets[-1].number
             best: pcapflows.TCPFlow | None = None
             best_overlap = 0
             for f in free:
@@ -740,7 +1232,7 @@ def pair(flows: Sequence[pcapflows.TCPFlow], streams: dict[int, TsharkStream]) -
 def _attach_stream(s: TsharkStream, pairs: list[Pair]) -> bool:
     """``late SYN``: tshark opened stream ``s`` at a SYN that the peer's SYN-ACK in a
     stream already paired had acknowledged, inside that flow's frames."""
-    syn = s.frames[0]
+    syn = s.packets[0]
     if not (syn.flags & SYN and not syn.flags & ACK):
         return False
     for p in pairs:
@@ -762,7 +1254,7 @@ def _attach_flow(f: pcapflows.TCPFlow, pairs: list[Pair]) -> bool:
         return False
     first, last = _range(f)
     for p in pairs:
-        numbers = {fr.number for fr in p.streams[0].frames}
+        numbers = {fr.number for fr in p.streams[0].packets}
         main = p.flows[0]
         if (
             main.metadata["pcapflows"]["closed_by"] in ("fin", "rst", "idle")
@@ -840,21 +1332,6 @@ class FileResult:
         return [d for d in self.directions if d.problem is not None]
 
 
-def _excerpt(data: bytes, at: int) -> str:
-    return data[max(0, at - 8) : at + 16].hex() or "(end)"
-
-
-def _fragment_offsets(s: TsharkStream, sender: int) -> frozenset[int]:
-    """Stream offsets of the segments whose IP fragments overlapped with other content,
-    in the direction sent by node ``sender`` (tshark's relative sequence numbers count
-    the SYN as 1)."""
-    frames = [f for f in s.frames if s.sender(f) == sender]
-    base = 1 if any(f.flags & SYN for f in frames) else 0
-    return frozenset(
-        f.seq - base + k for f in frames if f.fragment_conflict for k in range(f.length)
-    )
-
-
 class _Context:
     """What the comparison of one pair needs besides the pair."""
 
@@ -863,37 +1340,43 @@ class _Context:
         self.cap = cap
 
 
+def _senders(p: Pair) -> list[tuple[Endpoint, Frame]]:
+    """The pair's packets (quoted headers left out) with their senders, capture order."""
+    out = []
+    for st in p.streams:
+        assert st.nodes is not None
+        for fr in st.packets:
+            k = st.sender(fr)
+            if k is not None:
+                out.append((st.nodes[k], fr))
+    return sorted(out, key=lambda x: x[1].number)
+
+
 def _compare_pair(p: Pair, ctx: _Context) -> list[Direction]:
     s, f = p.streams[0], p.flows[0]
     assert s.nodes is not None
     meta = f.metadata["pcapflows"]
     client, server = flow_ends(f)
-    frames = sorted((fr for st in p.streams for fr in st.frames), key=lambda fr: fr.number)
+    sent = _senders(p)
+    frames = sorted((fr for st in p.streams for fr in st.packets), key=lambda fr: fr.number)
     common: list[str] = list(dict.fromkeys(p.reasons))
     problems: list[str] = []
-    # Client side: tshark's node 0 sent the first packet; pcapflows' history marks with
-    # a leading '^' a client that did not, so the two must agree with each other.
-    caret = str(meta["history"]).startswith("^")
-    if s.nodes[0] == server and caret:
-        common.append("client by first packet")
-    elif (
-        s.nodes[0] == server
-        and len(frames) > 1
-        and frames[0].short
-        and s.sender(frames[0]) == s.node(client)
-        and s.sender(frames[1]) == 0
-    ):
-        # tshark's Follow drops the first frame (its TCP header was cut), so its node 0
-        # is the next frame's sender; pcapflows used the captured fixed header.
-        common.append("damaged frame")
-    elif s.nodes[0] == server or caret:
-        problems.append(f"client: tshark node 0 {s.nodes[0]}, history {meta['history']!r}")
-    more, why = _span(frames, p.flows, client, s, ctx.cap.damaged)
+    # Roles by the packets (tshark's tcp.flags and ports), never by pcapflows' word.
+    first_sender = sent[0][0] if sent else s.nodes[0]
+    ends = (first_sender, s.nodes[1] if first_sender == s.nodes[0] else s.nodes[0])
+    truth, rule = client_by_packets(sent, ends)
+    if client != truth:
+        problems.append(f"client: ours {client}, the packets say {truth} ({rule})")
+    elif s.nodes[0] != client:
+        if frames and frames[0].short and sent and sent[0][0] == client:
+            # tshark's Follow skips the first frame (its TCP header was cut), so its
+            # node 0 is the next frame's sender; the fixed header was captured.
+            common.append("damaged frame")
+        else:
+            common.append("client by first packet")
+    more, why = _span(p, frames, ctx.cap.damaged)
     common += more
     problems += why
-    payloads = (
-        frame_payloads(ctx.path, [st.index for st in p.streams]) if "late SYN" in common else {}
-    )
     out = []
     for from_client, me in ((True, client), (False, server)):
         side = "client" if from_client else "server"
@@ -903,35 +1386,22 @@ def _compare_pair(p: Pair, ctx: _Context) -> list[Direction]:
         own = list(problems)
         if d.ours != meta["bytes"][side]:
             own.append(f"byte count: messages {d.ours}, metadata {meta['bytes'][side]}")
-        theirs = s.sent[s.node(me)]
-        kind: tuple[str, ...] | None
+        mine = [fr for e, fr in sent if e == me]
+        peer = [fr for e, fr in sent if e != me]
         if "late SYN" in common:
-            # tshark's Follow is lossy across its split: check against the packets.
-            mine = [fr for fr in frames if s.sender(fr) == s.node(me)]
-            bad = packet_check(ours, mine, payloads)
-            kind = () if bad is None else None
+            # tshark's Follow is lossy across its split: the packets are the reference.
+            theirs = None
             d.theirs = sum(len(st.sent[st.node(me)]) for st in p.streams)
         else:
-            kind = classify(ours, theirs, _fragment_offsets(s, s.node(me)))
+            theirs = s.sent[s.node(me)]
             d.theirs = len(theirs)
-            bad = None
-            if kind is None:
-                if not payloads:
-                    payloads = frame_payloads(ctx.path, [st.index for st in p.streams])
-                mine = [fr for fr in frames if s.sender(fr) == s.node(me)]
-                kind = dropped_after_marker(ours, theirs, mine, payloads)
+        kind, bad = judge(ours, theirs, mine, peer)
         if kind is None:
-            rendered = render(ours)[0]
-            at = first_difference(rendered, theirs)
-            own.append(
-                bad
-                or f"bytes differ at {at} (ours {len(rendered)} rendered, tshark"
-                f" {len(theirs)}): ours {_excerpt(rendered, at)} tshark {_excerpt(theirs, at)}"
-            )
+            own.append(bad or "unexplained")
         else:
             d.reasons = tuple(dict.fromkeys((*kind, *common)))
-            if "marker" in kind:
-                d.theirs -= shown_markers(ours, theirs)
+            if theirs is not None and "marker" in kind:
+                d.theirs -= shown_markers(theirs)
         if own:
             d.problem = "; ".join(own)
         out.append(d)
@@ -944,19 +1414,19 @@ def _compare_pair(p: Pair, ctx: _Context) -> list[Direction]:
     return out
 
 
-def _span(
-    frames: list[Frame],
-    flows: list[pcapflows.TCPFlow],
-    client: Endpoint,
-    s: TsharkStream,
-    damaged: dict[int, str],
-) -> tuple[list[str], list[str]]:
+def _span(p: Pair, frames: list[Frame], damaged: dict[int, str]) -> tuple[list[str], list[str]]:
     """Start and end of the connection (first and last frame, earliest and latest
-    time): named reasons and problems."""
+    time): named reasons and problems. ``frames``: the connection's packets; tshark's
+    streams also count headers that ICMP errors or sFlow samples quote ("quoted
+    header" when that is what makes tshark's span longer)."""
     reasons: list[str] = []
     problems: list[str] = []
+    flows = p.flows
     first = min(_range(f)[0] for f in flows)
     last = max(_range(f)[1] for f in flows)
+    everything = [fr for st in p.streams for fr in st.frames]
+    if not frames:
+        return reasons, ["tshark's stream has no packet that is not a quoted header"]
     numbers = [fr.number for fr in frames]
     if (first, last) != (min(numbers), max(numbers)):
         kept = [fr for fr in frames if fr.number not in damaged]
@@ -973,7 +1443,28 @@ def _span(
         problems.append(f"start: ours {start:.9f}, tshark {lo:.9f}")
     if end is None or abs(end - hi) > TIME_TOLERANCE:
         problems.append(f"end: ours {end}, tshark {hi:.9f}")
+    quoted = [fr for fr in everything if fr.quoted]
+    if quoted and (
+        min(fr.number for fr in everything) < min(numbers)
+        or max(fr.number for fr in everything) > max(numbers)
+        or min(fr.time for fr in quoted) < lo
+        or max(fr.time for fr in quoted) > hi
+    ):
+        reasons.append("quoted header")
     return reasons, problems
+
+
+def _quoted_only(s: TsharkStream) -> list[Direction]:
+    """A tshark stream made only of TCP headers that ICMP errors or sFlow samples
+    quote: no connection's packet was captured, and pcapflows rightly has no flow."""
+    nodes = s.nodes or (("quoted", 0), ("quoted", 0))
+    out = []
+    for k, node in enumerate(nodes):
+        d = Direction(s.index, None, f"node {k}", f"{node[0]}:{node[1]}")
+        d.theirs = len(s.sent[k])
+        d.reasons = ("quoted header",)
+        out.append(d)
+    return out
 
 
 def _unpaired(p: Pair, cap: Capture) -> list[Direction]:
@@ -1009,7 +1500,7 @@ def compare(path: str | os.PathLike[str], name: str | None = None) -> FileResult
         result.unsupported = str(exc).replace(str(path), result.name)
         result.seconds = time.monotonic() - t0
         return result
-    ts = run_tshark(path, guess=len(cap.flows) + 8 + len(cap.flows) // 8)
+    ts = run_tshark(path, guess=len(cap.flows) + 8)
     result.tshark_stderr = ts.stderr
     seen = [fr.number for st in ts.streams.values() for fr in st.frames]
     past_damage = cap.resync is not None and (not seen or max(seen) <= cap.resync)
@@ -1018,7 +1509,13 @@ def compare(path: str | os.PathLike[str], name: str | None = None) -> FileResult
         cap = read_prefix(path, cap.resync)
     result.streams, result.flows = len(ts.streams), len(cap.flows)
     ctx = _Context(path, cap)
-    for p in pair(cap.flows, ts.streams):
+    streams = {}
+    for sid, s in ts.streams.items():
+        if s.packets:
+            streams[sid] = s
+        else:
+            result.directions += _quoted_only(s)
+    for p in pair(cap.flows, streams):
         if not p.streams or not p.flows or p.streams[0].nodes is None:
             result.directions += _unpaired(p, cap)
         else:
