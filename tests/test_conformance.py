@@ -555,6 +555,29 @@ def test_after_close(results: Results) -> None:
         assert s.sent[s.node(end)] == data(main, from_client)
 
 
+def test_idle_split(results: Results) -> None:
+    """A BGP session whose last two frames are stamped in 2038, 29 years after the first
+    two (a capture made to test the year-2038 problem). tshark keeps one stream; the
+    silence is far longer than pcapflows' idle timeout, so its flow ends there and a
+    second flow continues the same sequence space (``follows``): each side's bytes of
+    the two flows together are tshark's, and no byte is repeated or lost."""
+    name = "formats/arkime__y2038-bgp.pcap"
+    assert "idle split" in reasons_of(results[name])
+    one = One(name)
+    (p,) = [p for p in one.pairs if "idle split" in p.reasons]
+    first, second = p.flows
+    assert second.metadata["pcapflows"]["follows"] == first.metadata["pcapflows"]["stream"]
+    s = p.streams[0]
+    # The packets prove the silence: the frame that starts the second flow comes more
+    # than the idle timeout after every frame before it.
+    start = second.metadata["pcapflows"]["first_frame"]
+    before = [fr.time for fr in s.frames if fr.number < start]
+    (at,) = [fr.time for fr in s.frames if fr.number == start]
+    assert at - max(before) > cf.IDLE_TIMEOUT
+    for from_client, end in zip((True, False), cf.flow_ends(first), strict=True):
+        assert s.sent[s.node(end)] == data(first, from_client) + data(second, from_client)
+
+
 def test_late_syn(results: Results) -> None:
     """Every packet of a connection shuffled: tshark opens a new stream at the SYN
     (frame 10) that frame 4's SYN-ACK already acknowledged, and its Follow loses most of
@@ -823,10 +846,9 @@ def test_data_past_a_fin_is_unexplained(tmp_path: Path) -> None:
     assert kind is None and problem is not None and "past the FIN" in problem
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 2: pcapflows delivers data past a FIN")
 def test_pcapflows_on_data_past_a_fin(tmp_path: Path) -> None:
-    """The same capture through pcapflows itself: no unexplained difference once
-    pcapflows stops delivering bytes past the FIN (today it delivers them)."""
+    """The same capture through pcapflows itself: no unexplained difference, because
+    pcapflows does not deliver bytes past the FIN (issue 9 item 2)."""
     c, s = CISN + 1, SISN + 1
     packets = [
         *handshake(),

@@ -55,7 +55,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -66,6 +66,7 @@ if (ROOT / "pcapflows" / "__init__.py").exists() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pcapflows  # noqa: E402
+from pcapflows.assembler import DEFAULT_IDLE_TIMEOUT  # noqa: E402
 
 Endpoint = tuple[str, int]
 
@@ -106,12 +107,19 @@ REASONS: dict[str, str] = {
     "hole and moves on; bytes of that hole captured afterwards are dropped by tshark "
     "(it never fills a marker), pcapflows puts them in their place. Checked: removing "
     "exactly such late bytes from ours gives tshark's bytes",
+    "idle split": "the connection was silent for longer than pcapflows' idle timeout "
+    "(by the capture's own timestamps, such as a jump of decades in a damaged or merged "
+    "file): tshark keeps one stream, pcapflows ends the flow and starts one that "
+    "continues its sequence space (metadata follows); their bytes together are tshark's",
     "port reuse": "the 4-tuple carried several connections: tshark gives each a stream "
     "index, pcapflows a flow; paired by first frame",
     "quoted header": "tshark counts a TCP header quoted by an ICMP error or an sFlow "
     "sample in the stream (its span, or a stream of its own); pcapflows rightly does "
     "not: such a header is no packet of the connection",
 }
+
+#: pcapflows' default idle timeout: a longer silence ends a flow ("idle split").
+IDLE_TIMEOUT = DEFAULT_IDLE_TIMEOUT
 
 #: tshark's Follow TCP Stream separator line.
 SEPARATOR = "=" * 67
@@ -593,6 +601,21 @@ def flow_ends(flow: pcapflows.TCPFlow) -> tuple[Endpoint, Endpoint]:
     client, server = flow.client_conn.peername, flow.server_conn.address
     assert client is not None and server is not None
     return (_host(str(client[0])), int(client[1])), (_host(str(server[0])), int(server[1]))
+
+
+def joined_tokens(flows: Sequence[pcapflows.TCPFlow], from_client: bool) -> list[Token]:
+    """:func:`tokens` of flows that continue one another (each starts where the one
+    before it ended), as one stream."""
+    out: list[Token] = []
+    shift = 0
+    for flow in flows:
+        out += [replace(t, offset=t.offset + shift) for t in tokens(flow, from_client)]
+        shift = max((_token_end(t) for t in out), default=0)
+    return out
+
+
+def _token_end(t: Token) -> int:
+    return t.offset + (len(t.data) if isinstance(t, Run) else t.length)
 
 
 def tokens(flow: pcapflows.TCPFlow, from_client: bool) -> list[Token]:
@@ -1249,9 +1272,10 @@ def _attach_stream(s: TsharkStream, pairs: list[Pair]) -> bool:
 
 def _attach_flow(f: pcapflows.TCPFlow, pairs: list[Pair]) -> bool:
     """``after close``: flow ``f`` has no payload and lies inside a tshark stream whose
-    paired flow had closed (FIN, RST or idle) before it."""
+    paired flow had closed (FIN, RST or idle) before it. ``idle split``: see
+    :func:`_attach_split`."""
     if _payload(f):
-        return False
+        return _attach_split(f, pairs)
     first, last = _range(f)
     for p in pairs:
         numbers = {fr.number for fr in p.streams[0].packets}
@@ -1263,6 +1287,27 @@ def _attach_flow(f: pcapflows.TCPFlow, pairs: list[Pair]) -> bool:
         ):
             p.flows.append(f)
             p.reasons.append("after close")
+            return True
+    return False
+
+
+def _attach_split(f: pcapflows.TCPFlow, pairs: list[Pair]) -> bool:
+    """``idle split``: flow ``f`` lies inside a tshark stream, starts with the first
+    frame after a silence of that stream longer than pcapflows' idle timeout (by the
+    capture times tshark reads), and the pair's latest flow ends just before it."""
+    first, last = _range(f)
+    for p in pairs:
+        frames = sorted(p.streams[0].packets, key=lambda fr: fr.number)
+        numbers = {fr.number for fr in frames}
+        if not (first in numbers and last in numbers):
+            continue
+        before = [fr for fr in frames if fr.number < first]
+        after = next((fr for fr in frames if fr.number == first), None)
+        if not before or after is None or _range(p.flows[-1])[1] != before[-1].number:
+            continue
+        if after.time - max(fr.time for fr in before) > IDLE_TIMEOUT:
+            p.flows.append(f)
+            p.reasons.append("idle split")
             return True
     return False
 
@@ -1381,11 +1426,14 @@ def _compare_pair(p: Pair, ctx: _Context) -> list[Direction]:
     for from_client, me in ((True, client), (False, server)):
         side = "client" if from_client else "server"
         d = Direction(s.index, meta["stream"], side, f"{me[0]}:{me[1]}")
-        ours = tokens(f, from_client)
+        # A connection split by pcapflows' idle timeout: its flows' bytes, in order.
+        parts = [f, *(g for g in p.flows[1:] if _payload(g))]
+        ours = joined_tokens(parts, from_client)
         d.ours = sum(len(t.data) for t in ours if isinstance(t, Run))
         own = list(problems)
-        if d.ours != meta["bytes"][side]:
-            own.append(f"byte count: messages {d.ours}, metadata {meta['bytes'][side]}")
+        counted = sum(g.metadata["pcapflows"]["bytes"][side] for g in parts)
+        if d.ours != counted:
+            own.append(f"byte count: messages {d.ours}, metadata {counted}")
         mine = [fr for e, fr in sent if e == me]
         peer = [fr for e, fr in sent if e != me]
         if "late SYN" in common:
@@ -1405,11 +1453,12 @@ def _compare_pair(p: Pair, ctx: _Context) -> list[Direction]:
         if own:
             d.problem = "; ".join(own)
         out.append(d)
-    for extra in p.flows[1:]:  # "after close": flows without payload
+    for extra in p.flows[1:]:  # "after close" (no payload), "idle split" (compared above)
         em = extra.metadata["pcapflows"]
+        label = "idle split" if _payload(extra) else "after close"
         for side, end in zip(("client", "server"), flow_ends(extra), strict=True):
             d = Direction(s.index, em["stream"], side, f"{end[0]}:{end[1]}")
-            d.reasons = ("after close",)
+            d.reasons = (label,)
             out.append(d)
     return out
 
