@@ -60,6 +60,7 @@ def reassemble(
     max_buffer: int = DEFAULT_MAX_BUFFER,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
+    key_tunnels: bool = False,
 ) -> Iterator[TCPFlow]:
     """Turn decoded segments (in capture order) into flows.
 
@@ -72,6 +73,7 @@ def reassemble(
         max_buffer=max_buffer,
         max_connections=max_connections,
         max_total_buffer=max_total_buffer,
+        key_tunnels=key_tunnels,
     )
     flows = _flows(segments, assembler)
     return _in_order(flows) if order == "first_packet" else flows
@@ -122,6 +124,7 @@ class FlowReader(Iterator[TCPFlow]):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
         max_fragment_bytes: int = DEFAULT_MAX_PENDING,
+        key_tunnels: bool = False,
         warn: bool = True,
     ) -> None:
         if order not in ("finish", "first_packet"):
@@ -136,6 +139,7 @@ class FlowReader(Iterator[TCPFlow]):
             max_buffer=max_buffer,
             max_connections=max_connections,
             max_total_buffer=max_total_buffer,
+            key_tunnels=key_tunnels,
         )
         self._assembler = assembler
         flows = _flows(self._segments(decoder), assembler)
@@ -225,6 +229,7 @@ def read(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
     max_fragment_bytes: int = DEFAULT_MAX_PENDING,
+    key_tunnels: bool = False,
     warn: bool = True,
 ) -> FlowReader:
     """Read a pcap or pcapng capture and return an iterator of its TCP flows.
@@ -251,6 +256,11 @@ def read(
     oldest are dropped and reported). The README lists the defaults and their
     precedents; ``reader.stats.limits`` counts how often each cut in.
 
+    ``key_tunnels=True`` keys connections by their tunnel as well as by their inner
+    4-tuple (outer endpoints, and the VNI, GRE key or ERSPAN session), for overlays
+    whose tenants reuse the same inner addresses; by default a connection is its inner
+    4-tuple whatever carried it, as tshark and Zeek key it.
+
     ``warn=False`` silences the :class:`~pcapflows.errors.PcapflowsWarning` about
     damaged input (the statistics in ``reader.stats`` still count it).
 
@@ -268,5 +278,6 @@ def read(
         max_connections=max_connections,
         max_total_buffer=max_total_buffer,
         max_fragment_bytes=max_fragment_bytes,
+        key_tunnels=key_tunnels,
         warn=warn,
     )

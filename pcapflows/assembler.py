@@ -26,7 +26,7 @@ from pcapflows.reassembly import (
     GapRetracted,
     Position,
 )
-from pcapflows.segment import ACK, SYN, Segment
+from pcapflows.segment import ACK, SYN, Segment, TunnelHop
 from pcapflows.tcpconn import ConnectionSummary, TCPConnection
 
 #: A connection with no packet for this long (capture time) is closed with reason
@@ -74,7 +74,25 @@ class Closed:
 
 AssemblerEvent = Data | Gap | Conflict | GapRetracted | Closed
 
-_Key = tuple[tuple[str, int], tuple[str, int]]
+_Key = tuple[object, ...]
+
+#: Tunnel types whose identifier is chosen by each receiver, so that the two directions
+#: of one connection carry different ones (GTP-U TEIDs, PPTP call ids): with
+#: ``key_tunnels`` their outer endpoints key the connection, not their identifiers.
+PER_DIRECTION_IDS = frozenset({"gtpu", "pptp"})
+
+
+def tunnel_identity(path: tuple[TunnelHop, ...]) -> tuple[object, ...]:
+    """What tells apart overlays that reuse inner addresses: per hop, its type, its outer
+    addresses (in either direction) and its identifier (VNI, GRE key, ERSPAN session)
+    where both directions carry the same one. Outer UDP ports are left out: VXLAN,
+    GENEVE and GRE-in-UDP senders pick the source port per flow for entropy (RFC 7348),
+    so the two directions of one tunnel use different ones."""
+    out: list[object] = []
+    for hop in path:
+        ends = (hop.src, hop.dst) if hop.src <= hop.dst else (hop.dst, hop.src)
+        out.append((hop.kind, ends, None if hop.kind in PER_DIRECTION_IDS else hop.ident))
+    return tuple(out)
 
 
 @dataclass(slots=True, frozen=True)
@@ -112,7 +130,11 @@ class Assembler:
         max_buffer: int = DEFAULT_MAX_BUFFER,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
+        key_tunnels: bool = False,
     ) -> None:
+        #: Key connections by their tunnel as well as their 4-tuple (see
+        #: :func:`tunnel_identity`), for overlays whose tenants reuse inner addresses.
+        self.key_tunnels = key_tunnels
         self.idle_timeout = idle_timeout
         self.linger = linger
         self.max_connections = max(1, max_connections)
@@ -173,7 +195,9 @@ class Assembler:
             clock = self.now
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
-        key = (a, b) if a <= b else (b, a)
+        key: _Key = (a, b) if a <= b else (b, a)
+        if self.key_tunnels and seg.tunnel:
+            key = (*key, tunnel_identity(seg.tunnel))
         conn = self._table.get(key)
         if conn is not None and seg.timestamp > self._own_deadline(conn):
             # Whether a packet still belongs to a connection is judged by the times of
@@ -265,6 +289,7 @@ class Assembler:
             conn.follows = prev.stream
         self._next_conn += 1
         self._next_stream += 1
+        conn.key = key
         self._table[key] = conn
         self._by_id[conn.conn] = conn
         heapq.heappush(self._timers, (clock + self.idle_timeout, conn.conn))
@@ -402,9 +427,7 @@ class Assembler:
         self, conn: TCPConnection, closed_by: str, open_at_end: bool
     ) -> list[AssemblerEvent]:
         events: list[AssemblerEvent] = list(conn.finish(conn.last_timestamp))
-        key = (conn.endpoints[0], conn.endpoints[1])
-        if key[1] < key[0]:
-            key = (key[1], key[0])
+        key = conn.key
         if self._table.get(key) is conn:
             del self._table[key]
         self._by_id.pop(conn.conn, None)

@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--max-total-buffer", type=int, metavar="BYTES", help="bytes held above holes, in all"
     )
+    p.add_argument(
+        "--key-tunnels",
+        action="store_true",
+        help="tell connections apart by their tunnel too (overlays reusing inner addresses)",
+    )
     p.add_argument("--version", action="version", version=f"pcapflows {__version__}")
     return p
 
@@ -145,7 +150,13 @@ def _run(argv: Sequence[str] | None) -> int:
             for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
             if (value := getattr(args, name)) is not None
         }
-        reader = read(args.capture, order="first_packet", warn=False, **options)
+        reader = read(
+            args.capture,
+            order="first_packet",
+            warn=False,
+            key_tunnels=args.key_tunnels,
+            **options,
+        )
     except CaptureError as exc:
         print(f"pcapflows: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -527,14 +527,16 @@ def _gre(buf: bytes, off: int, end: int) -> TunnelResult:
         pos += 20 if buf[pos + 11] & 1 else 12
         _need(end, pos, "erspan type iii subheader")
         return INNER_ETHERNET, pos, session, "erspan3"
+    # Enhanced GRE is PPTP's: its key is the receiver's call id, one per direction.
+    name = "gre" if version == 0 else "pptp"
     if proto == 0x6558:  # transparent Ethernet bridging
-        return INNER_ETHERNET, pos, key, "gre"
+        return INNER_ETHERNET, pos, key, name
     if proto in (ETH_IPV4, ETH_IPV6):
-        return INNER_IP, pos, key, "gre"
+        return INNER_IP, pos, key, name
     if proto == 0x880B:
-        return INNER_PPP, pos, key, "gre"
+        return INNER_PPP, pos, key, name
     if proto in ETH_MPLS:
-        return INNER_MPLS, pos, key, "gre"
+        return INNER_MPLS, pos, key, name
     if proto == GRE_WCCP:
         # WCCP version 2 puts a 4-byte redirect header (service id, ...) before the
         # redirected packet, version 1 none: like Wireshark, a first byte that does not

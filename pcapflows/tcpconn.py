@@ -124,6 +124,8 @@ class TCPConnection:
         self.conn = conn
         self.stream = stream
         self.endpoints = ((seg.src, seg.sport), (seg.dst, seg.dport))
+        #: The assembler's table key (the 4-tuple, and the tunnel when keyed by it).
+        self.key: tuple[object, ...] = ()
         self.halves = (
             HalfStream(conn, 0, keep=keep, max_buffer=max_buffer, pool=pool),
             HalfStream(conn, 1, keep=keep, max_buffer=max_buffer, pool=pool),

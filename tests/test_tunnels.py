@@ -118,7 +118,7 @@ CASES: dict[str, tuple[Callable[[int], ScapyPacket], tuple[TunnelHop, ...]]] = {
             / PPP(proto=0x21 if v == 4 else 0x57)
             / inner(v)
         ),
-        (TunnelHop("gre", A4, B4, ident=0x4242),),
+        (TunnelHop("pptp", A4, B4, ident=0x4242),),
     ),
     "erspan type i": (
         lambda v: outer4() / GRE(proto=0x88BE) / ERSPAN_I() / inner_eth(v),
