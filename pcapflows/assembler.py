@@ -218,6 +218,8 @@ class Assembler:
                     # ended, and outside its sequence space: a new connection that
                     # did not show its SYN, or a damaged number. The next packet tells.
                     self._held[key] = (seg, self._order, clock)
+                    if len(self._held) > self.max_connections:
+                        self._release_held(events)
                     self._expire_due(events)
                     return events
                 # Two packets outside the old sequence space: a new connection.
@@ -257,6 +259,16 @@ class Assembler:
     def _expire_due(self, events: list[AssemblerEvent]) -> None:
         if self._timers and self.now is not None and self._timers[0][0] <= self.now:
             self._expire(self.now, events)
+
+    def _release_held(self, events: list[AssemblerEvent]) -> None:
+        """Too many packets held: the oldest one starts its connection without waiting
+        for the packet that would have told (a limit, counted with max_connections)."""
+        key = next(iter(self._held))
+        hseg, horder, hclock = self._held.pop(key)
+        self._finished.pop(key, None)
+        self.evicted += 1
+        conn = self._open(key, hseg, hclock, events)
+        self._feed_into(conn, hseg, horder, hclock, events)
 
     def _refuse(self, seg: Segment) -> None:
         """Count a held-back packet that turned out to be damaged."""

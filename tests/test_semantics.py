@@ -276,3 +276,41 @@ def test_retransmission_after_close_repeats_no_bytes(late: float, unrelated: boo
     flows = on_tuple(flows_of(segs), t.ends["c"], t.ends["s"])
     assert b"".join(sent_by(f, True) for f in flows) == A, summary(flows)
     assert b"".join(sent_by(f, False) for f in flows) == b"", summary(flows)
+
+
+# -- after a connection has ended: a damaged number, or a new connection without SYN ---
+
+
+def reset_connection() -> tuple[Talk, list[Segment]]:
+    """Request and reply, then the client resets (the flow ends 5 s after the RST)."""
+    t = Talk()
+    segs = t.handshake(1.0)
+    segs += [t.send(1.1, "c", "PA", A), t.send(1.2, "s", "PA", B)]
+    segs.append(t.packet(1.3, "c", "R", ack=0))
+    return t, segs
+
+
+def test_damaged_number_first_after_the_end_is_refused() -> None:
+    """20 s after the RST, a copy of the request whose sequence number is damaged far
+    away, then the ordinary retransmission: the damaged one is not a new connection's
+    data, the retransmission repeats nothing."""
+    t, segs = reset_connection()
+    c = t.isn["c"] + 1
+    segs.append(t.packet(21.0, "c", "PA", A, seq=c + 2**31 - 5))
+    segs.append(t.packet(21.1, "c", "PA", A, seq=c))
+    flows = flows_of(segs)
+    assert [sent_by(f, True) for f in flows] == [A, b""], summary(flows)
+    assert [sent_by(f, False) for f in flows] == [B, b""], summary(flows)
+    assert flows[1].metadata["pcapflows"]["follows"] == flows[0].metadata["pcapflows"]["stream"]
+
+
+def test_new_connection_without_its_syn_after_the_end() -> None:
+    """20 s after the RST, two segments of a new connection on the same addresses, with
+    numbers of their own (its SYN was not captured): they are a new flow, both."""
+    t, segs = reset_connection()
+    other = Talk(isn_c=3_000_000_000, isn_s=123_456_789)
+    other.nxt = {"c": other.isn["c"] + 1, "s": other.isn["s"] + 1}
+    segs += [other.send(21.0, "c", "PA", C), other.send(21.1, "c", "PA", B)]
+    flows = flows_of(segs)
+    assert [sent_by(f, True) for f in flows] == [A, C + B], summary(flows)
+    assert "follows" not in flows[1].metadata["pcapflows"]
