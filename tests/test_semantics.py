@@ -307,7 +307,7 @@ def test_damaged_number_first_after_the_end_is_refused() -> None:
 def test_new_connection_without_its_syn_after_the_end() -> None:
     """20 s after the RST, two segments of a new connection on the same addresses, with
     numbers of their own (its SYN was not captured): they are a new flow, both."""
-    t, segs = reset_connection()
+    _, segs = reset_connection()
     other = Talk(isn_c=3_000_000_000, isn_s=123_456_789)
     other.nxt = {"c": other.isn["c"] + 1, "s": other.isn["s"] + 1}
     segs += [other.send(21.0, "c", "PA", C), other.send(21.1, "c", "PA", B)]
