@@ -71,6 +71,10 @@ CHUNK_COST = 208
 #: A new piece is merged with the piece that follows it only while that one is at most
 #: this long (prepending copies it); merging with the piece before it is always cheap.
 MERGE_MAX = 1024
+#: Merged pieces grow to at most this size: a bigger one would save nothing more in
+#: overhead, and would cost its whole size again when it is copied out (and in the
+#: slack of a growing bytearray) at delivery.
+MERGED_MAX = 64 * 1024
 
 #: What :meth:`HalfStream.segment` says of a segment.
 NEW = 0
@@ -722,7 +726,12 @@ class HalfStream:
         # Pieces that wait are merged: one event, with the first byte's time, for a run
         # that is delivered at once, and one overhead instead of many.
         prev = pend.before(c.start)
-        if prev is not None and prev.end == c.start and prev.data is not None:
+        if (
+            prev is not None
+            and prev.end == c.start
+            and prev.data is not None
+            and len(prev.data) + len(data) <= MERGED_MAX
+        ):
             grown = prev.data if isinstance(prev.data, bytearray) else bytearray(prev.data)
             grown += data
             prev.data = data = grown
@@ -734,7 +743,12 @@ class HalfStream:
         nxt = pend.starting_at(c.end)
         # Appending copies the next piece: only when it is short, or no longer than this
         # one (so that each byte is copied a logarithmic number of times at most).
-        if nxt is not None and nxt.data is not None and len(nxt.data) <= max(MERGE_MAX, len(data)):
+        if (
+            nxt is not None
+            and nxt.data is not None
+            and len(nxt.data) <= max(MERGE_MAX, len(data))
+            and len(nxt.data) + len(data) <= MERGED_MAX
+        ):
             pend.remove(nxt)
             grown = data if isinstance(data, bytearray) else bytearray(data)
             grown += nxt.data
