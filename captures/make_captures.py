@@ -303,17 +303,41 @@ def ayiya_header(l3: bytes) -> bytes:
     return bytes([0x41, 0x52, 0x11, nxt]) + struct.pack("!I", 1_700_000_000) + identity + signature
 
 
-def _wifi_qos(l3: bytes, out: bool) -> bytes:
-    """An 802.11 QoS data frame (TID 0) with LLC/SNAP, no FCS: to the AP (ToDS) from the
-    client, from the AP (FromDS) to it, as an Aruba AP tunnels them."""
+def _wifi_qos_header(out: bool, amsdu: bool = False) -> bytes:
+    """An 802.11 QoS data header (TID 0), no FCS: to the AP (ToDS) from the client, from
+    the AP (FromDS) to it, as an Aruba AP tunnels them; ``amsdu`` sets the QoS control's
+    A-MSDU-present bit (bit 7 of its first byte)."""
     bssid = b"\x02\x00\x00\x00\xcc\x01"
     src, dst = (MAC_A, MAC_B) if out else (MAC_B, MAC_A)
     if out:
         flags, a1, a2, a3 = 0x01, bssid, src, dst
     else:
         flags, a1, a2, a3 = 0x02, dst, bssid, src
-    header = struct.pack("<BBH", 0x88, flags, 0) + a1 + a2 + a3 + struct.pack("<HH", 0x10, 0)
-    return header + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", _ethertype(l3)) + l3
+    qos = 0x80 if amsdu else 0
+    return struct.pack("<BBH", 0x88, flags, 0) + a1 + a2 + a3 + struct.pack("<HH", 0x10, qos)
+
+
+def _llc_snap(l3: bytes) -> bytes:
+    """RFC 1042 LLC/SNAP header and the IP packet."""
+    return b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", _ethertype(l3)) + l3
+
+
+def _wifi_qos(l3: bytes, out: bool) -> bytes:
+    """An 802.11 QoS data frame with LLC/SNAP carrying one IP packet."""
+    return _wifi_qos_header(out) + _llc_snap(l3)
+
+
+def _wifi_amsdu(l3s: list[bytes], out: bool) -> bytes:
+    """An 802.11 QoS data frame carrying an A-MSDU (802.11-2016 9.3.2.2.2): per packet a
+    subframe of destination and source address, the big-endian length of the MSDU
+    (LLC/SNAP and packet), the MSDU, then padding to a multiple of 4 bytes, except
+    after the last subframe."""
+    src, dst = (MAC_A, MAC_B) if out else (MAC_B, MAC_A)
+    body = b""
+    for i, l3 in enumerate(l3s):
+        sub = dst + src + struct.pack("!H", len(_llc_snap(l3))) + _llc_snap(l3)
+        body += sub + (b"" if i == len(l3s) - 1 else b"\x00" * (-len(sub) % 4))
+    return _wifi_qos_header(out, amsdu=True) + body
 
 
 # Tunnels: the inner packet wrapped by an outer Ethernet/IP path. The client's side of
@@ -912,6 +936,7 @@ class Conn:
         pad: bytes = b"",
         frags: list[int] | None = None,
         frag_order: list[int] | None = None,
+        held: list[tuple[Sent, bytes]] | None = None,
     ) -> Sent:
         """Put one segment on the wire at time ``t`` (and in the capture if ``captured``).
 
@@ -919,6 +944,8 @@ class Conn:
         ``seq`` (a retransmission, a probe, out-of-order sending) advances the sender
         only as far as the segment reaches. ``frags`` splits the IP payload into
         fragments of these sizes, written in ``frag_order``, all at time ``t``.
+        ``held`` collects the IP packet instead of writing a frame, for
+        :func:`aggregate` to put several packets in one frame.
         """
         syn, fin = "S" in flags, "F" in flags
         if seq is None:
@@ -936,7 +963,10 @@ class Conn:
         if captured:
             self.packets[frm] += 1
             src, dst = self.ep[frm], self.ep[not frm]
-            if frags is None:
+            if held is not None:
+                l3 = self.l3(frm, flags, payload, seq, ack, win, opts)
+                captured_len = len(payload)
+            elif frags is None:
                 l3 = self.l3(frm, flags, payload, seq, ack, win, opts)
                 frame = self.cap.links[self.iface].encap(l3, src.mac, dst.mac, frm) + pad
                 rec = self.cap.add(t, frame, self.iface)
@@ -952,6 +982,8 @@ class Conn:
                 captured_len = len(payload)
         sent = Sent(frm, seq, syn, fin, payload, t, records, captured_len, probe)
         self.log.append(sent)
+        if held is not None and captured:
+            held.append((sent, l3))
         return sent
 
     def data(self, t: int, frm: bool, payload: bytes, flags: str = "PA", **kw: Any) -> Sent:
@@ -1513,6 +1545,9 @@ def encapsulations() -> list[Capture]:
     for name, desc, encap, v4, v6, path in tunnel_links():
         simple(name, desc, Link(1, encap), v4=v4, v6=v6).tunnel = path
 
+    amsdu = aruba_amsdu()
+    amsdu.tunnel = [{"type": "aruba", "src": OUTER_A, "dst": OUTER_B}]
+    caps.append(amsdu)
     caps.append(teredo_any_port())
     caps.append(fragments(v6=False))
     caps.append(fragments(v6=True))
@@ -1563,6 +1598,73 @@ def teredo_any_port() -> Capture:
     cap.tunnel_server = [
         {"type": "teredo", "src": relay, "dst": host, "sport": 32900, "dport": 3797}
     ]
+    return cap
+
+
+#: ``build(IP packets, outgoing) -> frame``: one frame carrying several packets.
+Aggregator = Callable[[list[bytes], bool], bytes]
+
+
+def aggregate(cap: Capture, t: int, held: list[tuple[Sent, bytes]], build: Aggregator) -> Record:
+    """One frame at time ``t`` carrying every packet ``held`` (segments of one
+    direction, held by :meth:`Conn.send`), built by ``build(packets, outgoing)``."""
+    out = held[0][0].frm
+    assert all(s.frm == out for s, _ in held), "an aggregate goes one way"
+    frame = build([l3 for _, l3 in held], out)
+    rec = cap.add(t, frame)
+    assert rec.caplen == len(frame)
+    for s, _ in held:
+        s.records.append(rec)
+    return rec
+
+
+def aruba_amsdu() -> Capture:
+    """Two connections through an Aruba tunnel whose AP aggregates: each direction has
+    one A-MSDU with two segments of one connection and one of the other."""
+    gre = lambda body, out: GRE(proto=0x8210) / Raw(body)  # noqa: E731
+    single = _tunnel(lambda l3, out: gre(_wifi_qos(l3, out), out))
+
+    def build(l3s: list[bytes], out: bool) -> bytes:
+        # The outer Ethernet addresses of every other frame (the endpoints' own).
+        a, b = (CLIENT4.mac, SERVER4.mac) if out else (SERVER4.mac, CLIENT4.mac)
+        return _tunnel(gre)(_wifi_amsdu(l3s, out), a, b, out)
+
+    cap = Capture(
+        "tunnel_aruba_amsdu.pcap",
+        "Aruba access point to controller (GRE 0x8210) with A-MSDUs: two connections; "
+        "the client's frame 7 carries the first connection's request in two segments and "
+        "the second's request, the AP's frame 9 the first connection's response in two "
+        "segments and the second's response; every other frame carries one packet.",
+        Link(1, single),
+    )
+    c1 = cap.conn(ep(CLIENT4, 50100), SERVER4, ISN_C, ISN_S)
+    c2 = cap.conn(ep(CLIENT4, 50101), SERVER4, ISN_C + 0x10000, ISN_S + 0x20000)
+    req1 = post(text(900, "amsdu-req-1"), "/upload/one")
+    req2 = http_get("/two.txt", "example.test")
+    resp1 = http_resp(text(1500, "amsdu-resp-1"), "text/plain")
+    resp2 = RESP
+    t = c1.handshake(T0, us(150))
+    t = c2.handshake(t + us(80), us(150))
+    t += us(200)
+    up: list[tuple[Sent, bytes]] = []
+    c1.data(t, C, req1[:600], held=up)
+    c1.data(t, C, req1[600:], held=up)
+    c2.data(t, C, req2, held=up)
+    aggregate(cap, t, up, build)
+    t += us(150)
+    c1.send(t, S, "A")
+    t += ms(2)
+    down: list[tuple[Sent, bytes]] = []
+    c1.data(t, S, resp1[:1000], held=down)
+    c1.data(t, S, resp1[1000:], held=down)
+    c2.data(t, S, resp2, held=down)
+    aggregate(cap, t, down, build)
+    t += us(60)
+    c1.send(t, C, "A")
+    c2.send(t + us(10), C, "A")
+    t += ms(1)
+    t = c1.close(t, C, us(150))
+    c2.close(t + us(100), C, us(150))
     return cap
 
 

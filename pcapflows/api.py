@@ -148,9 +148,12 @@ class FlowReader(Iterator[TCPFlow]):
         self._closed = False
 
     def _segments(self, decoder: Decoder) -> Iterator[Segment]:
+        # A frame may carry several segments (an 802.11 A-MSDU); most carry one, and
+        # a ``for`` over that one-element tuple costs less than ``yield from`` (about
+        # 20 ns a packet, measured).
+        decode_all = decoder.decode_all
         for pkt in self._capture:
-            seg = decoder.decode(pkt)
-            if seg is not None:
+            for seg in decode_all(pkt):  # noqa: UP028
                 yield seg
         decoder.finish()
 

@@ -1,6 +1,6 @@
 """Frame bytes to :class:`~pcapflows.segment.Segment`: link layer, IP, TCP.
 
-Every captured packet goes through :meth:`Decoder.decode`, so its cost is paid a
+Every captured packet goes through :meth:`Decoder.decode_all`, so its cost is paid a
 million times on a million-packet capture. The common path (Ethernet with any number
 of VLAN tags, Linux cooked v1/v2, BSD/OpenBSD loopback and raw IP, then IPv4/IPv6 and
 TCP) therefore reads the frame with precompiled :mod:`struct` formats and slicing:
@@ -13,10 +13,12 @@ Link layers are a table, :data:`LINK_HANDLERS`, from link type to a function tha
 finds the IP header; adding an encapsulation means adding a function and a row. A
 handler returns ``(network protocol, buffer, offset, end)`` and signals everything
 else by raising :class:`Skip` (a fine packet we do not use, e.g. ARP) or
-:class:`Damage` (a packet that is broken).
+:class:`Damage` (a packet that is broken), or :class:`Aggregate` for a frame that
+carries several packets.
 
-Nothing escapes :meth:`Decoder.decode`: every packet ends up counted exactly once in
-the :class:`~pcapflows.stats.ReadStats`, as a TCP segment, a skip with its reason, or an
+Nothing escapes :meth:`Decoder.decode_all`: every packet (every subframe of an 802.11
+A-MSDU, which carries several) ends up counted exactly once in the
+:class:`~pcapflows.stats.ReadStats`, as a TCP segment, a skip with its reason, or an
 anomaly with its frame number, so that a damaged capture still yields every flow that
 can be recovered and the user can see what was not.
 """
@@ -323,20 +325,87 @@ def _raw6(buf: bytes) -> LinkResult:
     return IPV6, buf, 0, len(buf)
 
 
+#: One subframe of an aggregate: where its packet is (a :data:`LinkResult` within the
+#: subframe, whose ``end`` is the subframe's end as far as it was captured) and how many
+#: bytes its length field claims beyond that; or the Skip or Damage the subframe met.
+Subframe = tuple[LinkResult, int] | Skip | Damage
+
+
+class Aggregate(Exception):
+    """Raised by a link layer for a frame that carries several packets (an 802.11
+    A-MSDU), since a handler returns one :data:`LinkResult`: ``parts`` are its
+    subframes in order, ``tail`` the bytes after the last one that were too few for a
+    subframe header. The decoder decodes every part as a packet of its own, with the
+    tunnel ``path`` and the snap-length cut (``missing`` bytes) of the frame around it,
+    which a tunnel on the way up fills in. Raised rather than returned so that the one
+    packet path every ordinary frame takes is left as it was."""
+
+    def __init__(self, parts: list[Subframe], tail: int) -> None:
+        super().__init__("aggregate")
+        self.parts = parts
+        self.tail = tail
+        self.path: Path = ()
+        self.missing = 0
+
+
+#: The A-MSDU subframe header: destination and source addresses, then the length of
+#: the MSDU that follows (big-endian, as an 802.3 length field).
+_AMSDU_HEADER = 14
+
+
+def _llc_snap(sub: bytes, short: int) -> Subframe:
+    """One A-MSDU subframe ``sub`` (its header, then the captured part of the MSDU):
+    an MSDU with an LLC/SNAP header, read like a non-aggregated frame's body."""
+    try:
+        if sub[_AMSDU_HEADER : _AMSDU_HEADER + 3] != b"\xaa\xaa\x03":
+            if short and len(sub) < _AMSDU_HEADER + 3:
+                raise Damage("truncated link header", "a-msdu subframe cut by snap length")
+            raise Skip("802.11 data without llc/snap")
+        return _ethertype(sub, _AMSDU_HEADER + 6), short
+    except (Skip, Damage) as exc:
+        return exc
+
+
+def _amsdu(body: bytes) -> Aggregate:
+    """The subframes of an A-MSDU (802.11-2016 9.3.2.2.2): each is a 14-byte header
+    whose last two bytes give the MSDU's length, the MSDU, then padding to a multiple
+    of 4 bytes, which the last subframe may leave out. The lengths are the only map of
+    the frame: a subframe whose length runs past the bytes there is the last one that
+    can be found (the decoder decides whether the snap length explains it or it is
+    damage). Fewer bytes than a header at the end are the last padding, or a frame
+    check sequence the link layer did not announce, or a header the snap length cut."""
+    parts: list[Subframe] = []
+    n = len(body)
+    pos = 0
+    while n - pos >= _AMSDU_HEADER:
+        start = pos + _AMSDU_HEADER
+        stop = start + (body[start - 2] << 8 | body[start - 1])
+        if stop > n:
+            parts.append(_llc_snap(body[pos:n], stop - n))
+            return Aggregate(parts, 0)
+        parts.append(_llc_snap(body[pos:stop], 0))
+        pos = stop + (-(stop - pos) & 3)
+    if not parts:
+        parts.append(Damage("bad a-msdu subframe", f"no subframe in {n} bytes"))
+    return Aggregate(parts, max(n - pos, 0))
+
+
 def _ieee80211_body(layer: object) -> LinkResult:
-    """The IP packet in a dpkt 802.11 frame: data frames with an LLC/SNAP header."""
+    """The IP packet in a dpkt 802.11 frame: data frames with an LLC/SNAP header, or
+    several of them in an A-MSDU (raised as :class:`Aggregate`)."""
     if not isinstance(layer, dpkt.ieee80211.IEEE80211) or layer.type != 2:
         raise Skip("802.11 frame without data")
     if layer.wep:
         raise Skip("802.11 encrypted data")
+    body = layer.data
+    if not isinstance(body, bytes):
+        raise Skip("802.11 data without llc/snap")
     qos = getattr(layer, "qos_data", None)
     if qos is not None and qos.control & 0x8000:
-        # An aggregate of several MSDUs (several packets in one frame): one frame gives
-        # at most one segment here, so it is counted rather than half decoded. dpkt
-        # reads the little-endian QoS control field big-endian: bit 7 is 0x8000.
-        raise Skip("802.11 a-msdu")
-    body = layer.data
-    if not isinstance(body, bytes) or body[:3] != b"\xaa\xaa\x03":
+        # A-MSDU present. dpkt reads the little-endian QoS control field big-endian,
+        # so bit 7 of its first byte is 0x8000.
+        raise _amsdu(body)
+    if body[:3] != b"\xaa\xaa\x03":
         raise Skip("802.11 data without llc/snap")
     return _ethertype(body, 6)
 
@@ -891,9 +960,13 @@ class Decoder:
         """End of input: report the IP datagrams that never completed."""
         self.defrag.finish()
 
-    def decode(self, pkt: Packet) -> Segment | None:
-        """The TCP segment in ``pkt``, or None with the reason counted in the stats.
+    def decode_all(self, pkt: Packet) -> tuple[Segment, ...]:
+        """Every TCP segment in ``pkt``, with whatever was not one counted in the stats.
 
+        A frame carries one packet, except an 802.11 A-MSDU (bare, behind radiotap, or
+        in an Aruba tunnel), which carries several: each subframe is then decoded and
+        counted on its own (a segment, a skip or an anomaly), so one damaged subframe
+        costs only itself and what follows it when its length is the broken part.
         Never raises, whatever the bytes: anything unexpected becomes an
         ``"undecodable packet"`` anomaly naming the frame.
         """
@@ -901,9 +974,13 @@ class Decoder:
             handler = LINK_HANDLERS.get(pkt.linktype)
             if handler is None:
                 self.stats.skip(f"linktype {pkt.linktype} unsupported")
-                return None
+                return ()
             data = pkt.data
-            proto, buf, off, end = handler(data)
+            try:
+                proto, buf, off, end = handler(data)
+            except Aggregate as agg:
+                agg.missing = pkt.orig_len - len(data)
+                raise
             # Where the packet ended on the wire, in ``buf`` coordinates: past ``end``
             # only if the snap length cut it, and only if ``end`` is the frame's end
             # (a PPPoE length that stops earlier is the packet's true end).
@@ -911,17 +988,70 @@ class Decoder:
             cut = pkt.orig_len - len(data)
             if cut > 0 and end == len(buf):
                 wire_end += cut
-            return self._network(proto, buf, off, end, wire_end, pkt, ())
+            seg = self._network(proto, buf, off, end, wire_end, pkt, ())
+            return () if seg is None else (seg,)
+        except Aggregate as agg:
+            return tuple(self._aggregate(agg, pkt))
         except Skip as skip:
             self.stats.skip(str(skip))
-        except Damage as damage:
-            where = f"frame {pkt.index}"
-            self.stats.anomaly(damage.kind, f"{where}: {damage.detail}" if damage.detail else where)
         except Exception as exc:
+            self._count(exc, pkt)
+        return ()
+
+    def decode(self, pkt: Packet) -> Segment | None:
+        """The TCP segment in ``pkt``, or None with the reason counted in the stats: for
+        callers that know their frames carry one packet at most. Of a frame that
+        carries several (see :meth:`decode_all`, which the reader uses) only the first
+        segment is returned, although all are decoded and counted."""
+        segs = self.decode_all(pkt)
+        return segs[0] if segs else None
+
+    def _count(self, exc: Exception, pkt: Packet) -> None:
+        """Count a packet (or subframe) that gave no segment, by what stopped it."""
+        if isinstance(exc, Skip):
+            self.stats.skip(str(exc))
+        elif isinstance(exc, Damage):
+            where = f"frame {pkt.index}"
+            self.stats.anomaly(exc.kind, f"{where}: {exc.detail}" if exc.detail else where)
+        else:
             # A bug or a case no layer anticipated: one packet lost, counted and named,
             # rather than a whole read aborted.
             self.stats.anomaly("undecodable packet", f"frame {pkt.index}: {exc!r}")
-        return None
+
+    def _aggregate(self, agg: Aggregate, pkt: Packet) -> list[Segment]:
+        """The segments of every subframe of an aggregate, each decoded and counted as
+        a packet of its own. A subframe that claims more bytes than the frame has is
+        damage unless the snap length cut the frame there: then, like a cut packet,
+        it keeps its captured bytes and the rest are missing."""
+        out: list[Segment] = []
+        for part in agg.parts:
+            if isinstance(part, Exception):
+                self._count(part, pkt)
+                continue
+            try:
+                (proto, buf, off, end), short = part
+                wire_end = end
+                if short:
+                    if short > agg.missing:
+                        raise Damage(
+                            "bad a-msdu subframe length",
+                            f"a subframe claims {short} bytes more than the frame had on the wire",
+                        )
+                    if end == len(buf):
+                        wire_end += short
+                seg = self._network(proto, buf, off, end, wire_end, pkt, agg.path)
+                if seg is not None:
+                    out.append(seg)
+            except Aggregate as inner:  # an aggregate tunnelled inside a subframe
+                out += self._aggregate(inner, pkt)
+            except Exception as exc:
+                self._count(exc, pkt)
+        if agg.tail and agg.missing:
+            self._count(
+                Damage("truncated link header", "a-msdu subframe header cut by snap length"),
+                pkt,
+            )
+        return out
 
     def _bound(self, end: int, n: int, wire_end: int, pkt: Packet, version: str) -> tuple[int, int]:
         """Bound an IP packet whose header says it ends at ``end``, beyond the ``n``
@@ -1123,7 +1253,14 @@ class Decoder:
                 name = f"{inner}in{version}"
             ibuf, ioff, iend = buf, pos, end
         else:
-            inner, ibuf, ioff, iend = _INNER_LINKS[kind](buf[pos:end])
+            try:
+                inner, ibuf, ioff, iend = _INNER_LINKS[kind](buf[pos:end])
+            except Aggregate as agg:
+                # Several packets in the tunnelled frame: the decoder reads them all,
+                # as packets that came by this tunnel, cut where the outer one was.
+                agg.path = (*path, TunnelHop(name, src, dst, sport, dport, ident))
+                agg.missing = missing
+                raise
         # The inner packet's snap-length cut is the outer one's, unless the inner link
         # layer says where the packet ends (PPPoE) before the end of what was captured.
         wire_end = iend + missing if iend == len(ibuf) or kind == INNER_IP else iend

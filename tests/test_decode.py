@@ -103,7 +103,10 @@ def decode(
         stats = stats if stats is not None else ReadStats()
         decoder = Decoder(stats)
     pkt = Packet(ts, linktype, data, len(data) if orig_len is None else orig_len, index)
-    return decoder.decode(pkt), decoder.stats
+    # What the reader calls: every frame built here carries one packet at most.
+    segs = decoder.decode_all(pkt)
+    assert len(segs) <= 1, segs
+    return (segs[0] if segs else None), decoder.stats
 
 
 def check(

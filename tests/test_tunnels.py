@@ -10,24 +10,26 @@ in test_conformance.py.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import pytest
 from scapy.contrib.erspan import ERSPAN_I, ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
 from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer
-from scapy.layers.dot11 import Dot11, Dot11QoS
+from scapy.layers.dot11 import Dot11, Dot11QoS, RadioTap
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import GRE, GRE_PPTP, LLC, SNAP, Dot1Q, Ether
+from scapy.layers.l2 import ARP, GRE, GRE_PPTP, LLC, SNAP, Dot1Q, Dot3, Ether
 from scapy.layers.ppp import PPP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
-from test_decode import check, decode, eth, ip4, ip6, tcp
+from test_decode import FRAME, PAYLOAD, TS, check, decode, eth, ip4, ip6, tcp
 
 from pcapflows.decode import MAX_TUNNEL_DEPTH, Decoder
-from pcapflows.segment import TunnelHop
+from pcapflows.packet import Packet
+from pcapflows.segment import Segment, TunnelHop
 from pcapflows.stats import ReadStats
 
 A4, B4 = "203.0.113.1", "203.0.113.2"
@@ -284,19 +286,214 @@ def test_wccp_version_1_has_no_redirect_header() -> None:
     assert not stats.skipped and not stats.anomalies
 
 
-def test_aruba_a_msdu_is_counted_not_decoded() -> None:
-    """An A-MSDU (several packets in one 802.11 frame) is skipped by name: a frame
-    yields at most one segment, and half an aggregate would be a silent loss."""
-    frame = (
-        outer4()
-        / GRE(proto=0x8230)
-        / Dot11(type=2, subtype=8, FCfield=1, addr1="02:00:00:00:cc:01")
-        / Dot11QoS(A_MSDU_Present=1)
-        / Raw(b"\x02" * 12 + b"\x00\x30" + bytes(LLC() / SNAP(code=0x0800) / inner(4)))
+# -- 802.11 A-MSDU: several packets in one frame ------------------------------------------
+#
+# An A-MSDU subframe header is an 802.3 header (destination, source, length), so scapy's
+# Dot3 builds it, with the length it computes itself; the padding to 4 bytes between
+# subframes is added here, as 802.11-2016 9.3.2.2.2 describes it.
+
+STA, AP, HOST = "02:00:00:00:00:0a", "02:00:00:00:cc:01", "02:00:00:00:00:0b"
+
+
+def msdu(packet: ScapyPacket, ethertype: int) -> ScapyPacket:
+    """One A-MSDU subframe without its padding: 802.3 header, LLC/SNAP, the packet."""
+    return Dot3(dst=HOST, src=STA) / LLC() / SNAP(code=ethertype) / packet
+
+
+def amsdu(*subframes: ScapyPacket | bytes, pad_last: bool = False) -> bytes:
+    """Subframes laid end to end, each padded to a multiple of 4 bytes but the last."""
+    out = b""
+    for i, sub in enumerate(subframes):
+        raw = bytes(sub)
+        last = i == len(subframes) - 1
+        out += raw + (b"" if last and not pad_last else b"\xee" * (-len(raw) % 4))
+    return out
+
+
+def wifi_amsdu(body: bytes, ds: int = 1) -> ScapyPacket:
+    """A QoS data frame with the A-MSDU-present bit; ``ds`` 1 is ToDS, 2 FromDS, 3 a
+    four-address (WDS / mesh) frame."""
+    return (
+        Dot11(type=2, subtype=8, FCfield=ds, addr1=AP, addr2=STA, addr3=HOST, addr4=STA)
+        / Dot11QoS(A_MSDU_Present=1, TID=5)
+        / Raw(body)
     )
-    seg, stats = decode(1, bytes(frame))
-    assert seg is None
-    assert stats.skipped == {"802.11 a-msdu": 1} and not stats.anomalies
+
+
+#: Three packets, IPv4, IPv6 and IPv4 again with another payload, whose subframes take
+#: every padding length between them (lengths 14 + 8 + packet, mod 4, differ).
+PAYLOADS = (b"first", PAYLOAD, b"third subframe!")
+
+
+def three() -> tuple[ScapyPacket, ScapyPacket, ScapyPacket]:
+    return (
+        msdu(ip4() / tcp(PAYLOADS[0]), 0x0800),
+        msdu(ip6() / tcp(PAYLOADS[1]), 0x86DD),
+        msdu(ip4() / tcp(PAYLOADS[2]), 0x0800),
+    )
+
+
+def check_three(segs: tuple[Segment, ...], tunnel: tuple[TunnelHop, ...] = ()) -> None:
+    assert len(segs) == 3, segs
+    for seg, version, payload in zip(segs, (4, 6, 4), PAYLOADS, strict=True):
+        check(seg, version, payload=payload, tunnel=tunnel)
+
+
+def decode_all(
+    linktype: int, frame: bytes, orig_len: int | None = None
+) -> tuple[tuple[Segment, ...], ReadStats]:
+    stats = ReadStats()
+    pkt = Packet(TS, linktype, frame, len(frame) if orig_len is None else orig_len, FRAME)
+    return Decoder(stats).decode_all(pkt), stats
+
+
+#: Where an A-MSDU is found: ``(linktype, frame around an 802.11 frame, tunnel path)``.
+AMSDU_CARRIERS: dict[str, tuple[int, Callable[[ScapyPacket], bytes], tuple[TunnelHop, ...]]] = {
+    "aruba gre 0x8230": (
+        1,
+        lambda w: bytes(outer4() / GRE(proto=0x8230) / w),
+        (TunnelHop("aruba", A4, B4),),
+    ),
+    "aruba gre 0x9000 over ipv6, key": (
+        1,
+        lambda w: bytes(outer6() / GRE(proto=0x9000, key_present=1, key=3) / w),
+        (TunnelHop("aruba", A6, B6, ident=3),),
+    ),
+    "linktype 105": (105, bytes, ()),
+    "radiotap": (127, lambda w: bytes(RadioTap() / w), ()),
+    "radiotap with fcs": (
+        127,
+        lambda w: bytes(RadioTap(present="Flags", Flags="FCS") / w) + b"\x12\x34\x56\x78",
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("ds", [1, 2, 3], ids=["tods", "fromds", "wds"])
+@pytest.mark.parametrize("carrier", list(AMSDU_CARRIERS), ids=list(AMSDU_CARRIERS))
+def test_a_msdu_gives_every_subframe(carrier: str, ds: int) -> None:
+    """Every subframe of an A-MSDU is a segment, in order, each with the tunnel the
+    frame came by; nothing is skipped."""
+    linktype, wrap, path = AMSDU_CARRIERS[carrier]
+    segs, stats = decode_all(linktype, wrap(wifi_amsdu(amsdu(*three()), ds)))
+    check_three(segs, path)
+    assert stats.tcp_segments == 3 and not stats.skipped and not stats.anomalies
+
+
+def test_a_msdu_one_subframe_and_padded_last_subframe() -> None:
+    """An aggregate of one, and a sender that pads the last subframe too."""
+    sub = msdu(ip6() / tcp(), 0x86DD)
+    for body in (amsdu(sub), amsdu(sub, pad_last=True), amsdu(*three(), pad_last=True)):
+        segs, stats = decode_all(105, bytes(wifi_amsdu(body)))
+        assert segs and all(s.payload in PAYLOADS for s in segs)
+        assert not stats.skipped and not stats.anomalies
+
+
+def test_decode_returns_the_first_of_several() -> None:
+    """decode() is for one-packet frames: of an aggregate it returns the first segment,
+    while every subframe is decoded and counted (the reader uses decode_all)."""
+    stats = ReadStats()
+    frame = bytes(wifi_amsdu(amsdu(*three())))
+    seg = Decoder(stats).decode(Packet(TS, 105, frame, len(frame), FRAME))
+    check(seg, 4, payload=PAYLOADS[0])
+    assert stats.tcp_segments == 3
+
+
+def test_a_msdu_subframes_that_are_not_tcp_are_skipped_one_by_one() -> None:
+    a, b, c = three()
+    arp = Dot3(dst=HOST, src=STA) / LLC() / SNAP(code=0x0806) / ARP()
+    udp = msdu(ip4() / UDP(sport=53, dport=53) / Raw(b"x" * 9), 0x0800)
+    no_snap = Dot3(dst=HOST, src=STA) / LLC(dsap=0x42, ssap=0x42, ctrl=3) / Raw(b"stp" * 10)
+    frame = bytes(outer4() / GRE(proto=0x8210) / wifi_amsdu(amsdu(arp, a, udp, b, no_snap, c)))
+    segs, stats = decode_all(1, frame)
+    check_three(segs, (TunnelHop("aruba", A4, B4),))
+    assert stats.skipped == {
+        "ethertype 0x0806": 1,
+        "not tcp: udp": 1,
+        "802.11 data without llc/snap": 1,
+    }
+    assert not stats.anomalies
+
+
+def test_a_damaged_subframe_is_counted_and_the_others_kept() -> None:
+    """A subframe whose packet is broken (an IPv4 header length of 8 bytes) costs only
+    itself: its length still says where the next one starts."""
+    a, b, c = three()
+    broken = bytearray(bytes(msdu(ip4() / tcp(), 0x0800)))
+    broken[14 + 8] = 0x42  # after the 802.3 and LLC/SNAP headers: version 4, IHL 2
+    segs, stats = decode_all(105, bytes(wifi_amsdu(amsdu(a, bytes(broken), b, c))))
+    check_three(segs)
+    assert stats.anomalies == {"bad ipv4 header length": 1}
+    assert stats.anomaly_details == [f"bad ipv4 header length: frame {FRAME}: 8 bytes"]
+
+
+@pytest.mark.parametrize("carrier", ["aruba gre 0x8230", "linktype 105"])
+def test_a_subframe_length_past_the_frame_is_damage(carrier: str) -> None:
+    """A length running past the frame (not explained by a snap length) is damage; the
+    subframes before it are kept, those after it cannot be found."""
+    linktype, wrap, path = AMSDU_CARRIERS[carrier]
+    a, b, c = three()
+    body = bytearray(amsdu(a, b, c))
+    second = len(bytes(a)) + (-len(bytes(a)) % 4)  # where the second subframe starts
+    assert body[second + 12 : second + 14] == struct.pack(">H", len(bytes(b)) - 14)
+    body[second + 12 : second + 14] = struct.pack(">H", 2000)
+    segs, stats = decode_all(linktype, wrap(wifi_amsdu(bytes(body))))
+    assert len(segs) == 1
+    check(segs[0], 4, payload=PAYLOADS[0], tunnel=path)
+    assert stats.anomalies == {"bad a-msdu subframe length": 1}
+
+
+def test_an_empty_a_msdu_is_damage() -> None:
+    segs, stats = decode_all(105, bytes(wifi_amsdu(b"")))
+    assert segs == () and stats.anomalies == {"bad a-msdu subframe": 1}
+
+
+@pytest.mark.parametrize("carrier", ["aruba gre 0x8230", "linktype 105", "radiotap"])
+def test_a_msdu_cut_by_the_snap_length(carrier: str) -> None:
+    """Cut inside the last subframe's payload: that segment keeps what was captured and
+    counts the rest as missing. Cut inside a subframe header: counted as damage."""
+    linktype, wrap, path = AMSDU_CARRIERS[carrier]
+    frame = wrap(wifi_amsdu(amsdu(*three())))
+    segs, stats = decode_all(linktype, frame[:-5], len(frame))
+    assert len(segs) == 3 and not stats.anomalies
+    check(segs[0], 4, payload=PAYLOADS[0], tunnel=path)
+    check(segs[1], 6, payload=PAYLOADS[1], tunnel=path)
+    check(segs[2], 4, payload=PAYLOADS[2][:-5], missing=5, tunnel=path)
+    # The third subframe's header cut after 10 of its 14 bytes.
+    cut = len(frame) - len(bytes(three()[2])) + 10
+    segs, stats = decode_all(linktype, frame[:cut], len(frame))
+    assert len(segs) == 2
+    assert stats.anomalies == {"truncated link header": 1}
+
+
+def test_a_msdu_in_a_tunnel_in_an_a_msdu() -> None:
+    """A subframe that is itself an Aruba tunnel carrying an A-MSDU: both levels'
+    subframes come out, each with its own path."""
+    inner_frame = (
+        IP(src="10.0.0.1", dst="10.0.0.2") / GRE(proto=0x8250) / wifi_amsdu(amsdu(*three()))
+    )
+    a, _, _ = three()
+    outer = outer4() / GRE(proto=0x8210) / wifi_amsdu(amsdu(a, msdu(inner_frame, 0x0800)))
+    segs, stats = decode_all(1, bytes(outer))
+    hop = TunnelHop("aruba", A4, B4)
+    check(segs[0], 4, payload=PAYLOADS[0], tunnel=(hop,))
+    check_three(segs[1:], (hop, TunnelHop("aruba", "10.0.0.1", "10.0.0.2")))
+    assert not stats.skipped and not stats.anomalies
+
+
+@pytest.mark.parametrize("carrier", list(AMSDU_CARRIERS), ids=list(AMSDU_CARRIERS))
+def test_every_truncation_of_an_a_msdu_is_counted_never_raised(carrier: str) -> None:
+    linktype, wrap, _ = AMSDU_CARRIERS[carrier]
+    frame = wrap(wifi_amsdu(amsdu(*three())))
+    stats = ReadStats()
+    decoder = Decoder(stats)
+    for n in range(len(frame)):
+        for orig_len in (n, len(frame)):
+            before = counted(stats)
+            got = decoder.decode_all(Packet(TS, linktype, frame[:n], orig_len, n + 1))
+            assert counted(stats) > before, (n, orig_len)
+            assert all(s.payload in PAYLOADS or s.missing for s in got)
+    assert stats.anomalies["undecodable packet"] == 0
 
 
 def test_ayiya_other_opcodes_and_protocols_are_skipped() -> None:
