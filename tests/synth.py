@@ -191,9 +191,7 @@ def capture_segments(path: str | os.PathLike[str]) -> list[Segment]:
     out: list[Segment] = []
     try:
         for pkt in reader:
-            seg = decoder.decode(pkt)
-            if seg is not None:
-                out.append(seg)
+            out.extend(decoder.decode_all(pkt))
         decoder.finish()
     finally:
         reader.close()

@@ -39,9 +39,7 @@ def captured_payload(path: Path) -> int:
     decoder = Decoder(stats)
     total = 0
     for pkt in CaptureReader(path, stats):
-        seg = decoder.decode(pkt)
-        if seg is not None:
-            total += len(seg.payload)
+        total += sum(len(seg.payload) for seg in decoder.decode_all(pkt))
     decoder.finish()
     return total
 

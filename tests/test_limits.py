@@ -104,8 +104,7 @@ elif layer == "core":
     stats = ReadStats()
     decoder, assembler = Decoder(stats), Assembler(**options)
     for packet in CaptureReader(path, stats):
-        segment = decoder.decode(packet)
-        if segment is not None:
+        for segment in decoder.decode_all(packet):
             assembler.feed(segment)
     decoder.finish()
     assembler.close_all()

@@ -587,9 +587,7 @@ def read_prefix(path: str | os.PathLike[str], records: int) -> Capture:
             for pkt in capture:
                 if pkt.index > records:
                     break
-                seg = decoder.decode(pkt)
-                if seg is not None:
-                    yield seg
+                yield from decoder.decode_all(pkt)
         decoder.finish()
 
     flows = list(pcapflows.reassemble(segments(), order="first_packet"))
