@@ -257,7 +257,7 @@ class Assembler:
             heapq.heappush(self._timers, (self._deadline(conn), conn.conn))
 
     def _expire_due(self, events: list[AssemblerEvent]) -> None:
-        if self._timers and self.now is not None and self._timers[0][0] <= self.now:
+        if self._timers and self.now is not None and self._timers[0][0] < self.now:
             self._expire(self.now, events)
 
     def _release_held(self, events: list[AssemblerEvent]) -> None:
@@ -393,13 +393,13 @@ class Assembler:
 
     def _expire(self, now: float, events: list[AssemblerEvent]) -> None:
         timers = self._timers
-        while timers and timers[0][0] <= now:
+        while timers and timers[0][0] < now:
             _, cid = heapq.heappop(timers)
             conn = self._by_id.get(cid)
             if conn is None:
                 continue
             deadline = self._deadline(conn)
-            if deadline > now:
+            if deadline >= now:
                 heapq.heappush(timers, (deadline, cid))
                 continue
             reason = self._reason(conn, "idle")

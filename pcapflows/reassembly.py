@@ -59,9 +59,15 @@ MAX_HOLES = 1024
 #: 1 GiB (the largest window TCP can advertise, RFC 7323).
 MIN_BOUND = 1 << 20
 MAX_BOUND = 1 << 30
-#: The window scale assumed when the handshake was not captured: the largest allowed
-#: (RFC 7323), as Suricata assumes for connections picked up mid-stream.
-UNKNOWN_SCALE = 14
+#: The window scale assumed when the handshake was not captured: 7, the scale Linux
+#: and Windows pick for their default buffers. (Suricata assumes the largest, 14; that
+#: would let any number within 1 GiB pass unchecked.) A larger jump is still believed
+#: once a second packet confirms it (see :meth:`HalfStream.segment`).
+UNKNOWN_SCALE = 7
+#: A jump this close to half the sequence space is never believed, even confirmed: its
+#: direction is ambiguous (serial arithmetic flips at 2**31), and believing it would
+#: place every later retransmission of older bytes 4 GiB ahead.
+MAX_JUMP = (1 << 31) - (1 << 26)
 
 #: What one buffered piece costs beyond its payload (the piece object, its bytes
 #: object's header, its slot in the sorted structure, its numbers), charged to the
@@ -237,8 +243,6 @@ class HalfStream:
         #: Raw sequence number of the first SYN, to tell retransmitted SYNs from new ones.
         self.isn: int | None = None
         self.fin_offset: int | None = None
-        #: End of the highest bytes delivered as data (not as a gap), None before any.
-        self.data_end: int | None = None
         #: Highest offset the peer acknowledged (plausible acknowledgments only).
         self.acked_to: int | None = None
         self._pending = Pending()
@@ -352,7 +356,7 @@ class HalfStream:
         """Continue the sequence space of a finished stream of the same direction and
         addresses: its bytes are never delivered again (they are retransmissions)."""
         self._seq = pos.seq.copy()
-        self.next = self.low = self.high = self._tail_start = self.data_end = pos.end
+        self.next = self.low = self.high = self._tail_start = pos.end
         self.anchored = self._data_seen = self.successor = True
         self.syn_seen = pos.syn_seen
         self.isn = pos.isn
@@ -397,20 +401,24 @@ class HalfStream:
     def _suspicious(self, s: _Suspect) -> tuple[list[Event], int]:
         """An implausible segment: held back, unless a second packet confirms the jump.
 
-        Two segments of this direction agreeing on it, or the peer acknowledging bytes
-        around it, mean that the capture lost that much (a capture cut down to a few
-        packets of a huge transfer), not that a number was damaged.
+        A later segment of this direction that goes on from it (starts after it, within
+        the window of its end), or the peer acknowledging exactly its start or at least
+        its end, means that the capture lost that much (a capture cut down to a few
+        packets of a huge transfer), not that a number was damaged. A duplicate of the
+        same segment confirms nothing, nor does a jump near half the sequence space.
         """
-        b = self.bound()
         ack = self._suspect_ack
-        if ack is not None and s[0] - b <= ack[0] <= s[0] + len(s[2]) + s[3] + b:
+        if ack is not None and ack[0] == s[0] and self._believable(s[0]):
             self._suspect_ack = None
             self._drop_suspect()
             events, status = self._confirm(s)
-            events += self.acked_to_offset(ack[0], ack[1])
-            return events, status
+            return events + self.acked_to_offset(ack[0], ack[1]), status
         prev = self._suspect
-        if prev is not None and abs(s[0] - prev[0]) <= b:
+        if (
+            prev is not None
+            and prev[0] < s[0] <= prev[0] + len(prev[2]) + prev[3] + self.bound()
+            and self._believable(prev[0])
+        ):
             self._suspect = None
             events, _ = self._confirm(prev)
             more, status = self._confirm(s)
@@ -418,6 +426,11 @@ class HalfStream:
         self._drop_suspect()
         self._suspect = s
         return [], REFUSED
+
+    def _believable(self, off: int) -> bool:
+        """Whether a jump to ``off`` may be believed once confirmed."""
+        top = self.high if self.high > self.next else self.next
+        return off - top <= MAX_JUMP and min(self.next, self.low) - off <= MAX_JUMP
 
     def _confirm(self, s: _Suspect) -> tuple[list[Event], int]:
         """Place a segment whose jump was confirmed; remember it for the connection's
@@ -433,9 +446,13 @@ class HalfStream:
             self._suspect = None
 
     def _drop_suspect_ack(self) -> None:
-        if self._suspect_ack is not None:
-            self.implausible_acks += 1
+        ack = self._suspect_ack
+        if ack is not None:
             self._suspect_ack = None
+            top = self.high if self.high > self.next else self.next
+            if not self.next <= ack[0] <= top:
+                # (One that a confirmed jump has since made ordinary was not damaged.)
+                self.implausible_acks += 1
 
     def _place(
         self,
@@ -486,14 +503,9 @@ class HalfStream:
             off += 1
         length = len(payload) + missing
         end = off + length
-        if (
-            fin
-            and self.fin_offset is None
-            and (self.data_end is None or end >= self.data_end)
-            and (end >= self.low or not self.anchored)
-        ):
-            # A FIN below bytes already delivered, or below the SYN, contradicts them
-            # and is not believed.
+        if fin and self.fin_offset is None and (end >= self.low or not self.syn_seen):
+            # The first FIN ends the stream, unless it lies below the SYN (a FIN sent
+            # before the SYN-ACK is an evasion trick, not this stream's end).
             self.fin_offset = end
             self._retract_from(end, events)
             self._drop_after(end)
@@ -597,12 +609,18 @@ class HalfStream:
                 # Not an acknowledgment any receiver could send, unless a segment
                 # held back as implausible (or a second acknowledgment) agrees.
                 s = self._suspect
-                if s is not None and s[0] - b <= target <= s[0] + len(s[2]) + s[3] + b:
-                    self._suspect = None
-                    events, _ = self._confirm(s)
-                    return events + self.acked_to_offset(target, timestamp)
+                if s is not None and self._believable(s[0]):
+                    end = s[0] + len(s[2]) + s[3]
+                    if target == s[0] or end <= target <= end + b:
+                        self._suspect = None
+                        events, _ = self._confirm(s)
+                        return events + self.acked_to_offset(target, timestamp)
                 prev = self._suspect_ack
-                if prev is None or abs(target - prev[0]) > b:
+                if not (
+                    prev is not None
+                    and prev[0] < target <= prev[0] + b
+                    and self._believable(prev[0])
+                ):
                     self._drop_suspect_ack()
                     self._suspect_ack = (target, timestamp)
                     return events
@@ -811,16 +829,11 @@ class HalfStream:
             events.append(Data(self.conn, self.direction, self.next, data, c.timestamp, c.order))
             self.delivered += len(data)
             self.next += len(data)
-            self.data_end = self.next
             self._tail += data
             if len(self._tail) > 2 * self._keep:
                 drop = len(self._tail) - self._keep
                 del self._tail[:drop]
                 self._tail_start += drop
-
-    def _data_to(self, end: int) -> None:
-        if self.data_end is None or end > self.data_end:
-            self.data_end = end
 
     def _hole(
         self, start: int, length: int, timestamp: float, events: list[Event], cause: str
@@ -880,7 +893,6 @@ class HalfStream:
         if data:
             events.append(Data(self.conn, self.direction, start, data, timestamp, order, True))
             self.delivered += len(data)
-            self._data_to(start + len(data))
         if missing > 0:
             self._hole(start + len(data), missing, timestamp, events, "snaplen")
 
@@ -907,7 +919,6 @@ class HalfStream:
             )
             filled += hi - lo
             self.gap_bytes -= hi - lo
-            self._data_to(hi)
             if h0 < lo:
                 new.append([h0, lo])
             if hi < h1:

@@ -324,6 +324,20 @@ def hostile_conversation(draw: Any) -> list[Segment]:
     def index_of(s: Segment) -> int:
         return next((i for i, x in enumerate(segs) if x is s), 0)
 
+    used: list[int] = []
+
+    def jump() -> int:
+        """A jump for one damaged number. Damage is independent: two damaged numbers
+        that agree with each other (the same jump twice, or two within a window of each
+        other) are what a capture that lost that much looks like, and pcapflows rightly
+        believes them (README: a jump two packets agree on); so each jump here stays
+        more than 64 MiB away from the others of the same example."""
+        j = draw(JUMPS)
+        while any(min((j - u) % 2**32, (u - j) % 2**32) <= 2**26 for u in used):
+            j += 2**27
+        used.append(j)
+        return j
+
     for op in draw(
         st.lists(
             st.sampled_from(["jump", "jump", "past-fin", "ack", "retrans", "keepalive", "rst"]),
@@ -339,7 +353,7 @@ def hostile_conversation(draw: Any) -> list[Segment]:
             # the truth below does not depend on which copy a reader should believe.
             s = draw(st.sampled_from(captured))
             p = position(index_of(s) + 1)
-            damaged = dataclasses.replace(s, seq=(s.seq + draw(JUMPS)) & 0xFFFFFFFF)
+            damaged = dataclasses.replace(s, seq=(s.seq + jump()) & 0xFFFFFFFF)
             segs.insert(p, damaged)
             segs.insert(position(p + 1), dataclasses.replace(s))
         elif op == "past-fin" and fin_at:
@@ -353,7 +367,7 @@ def hostile_conversation(draw: Any) -> list[Segment]:
             segs.insert(position(index_of(fin) + 1), extra)
         elif op == "ack":
             who = draw(st.sampled_from("cs"))
-            ack = t.nxt[Talk.peer(who)] + draw(JUMPS)
+            ack = t.nxt[Talk.peer(who)] + jump()
             segs.insert(position(0), t.packet(0.0, who, "A", ack=ack))
         elif op == "retrans":
             s = draw(st.sampled_from(sent))
