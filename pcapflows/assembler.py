@@ -95,7 +95,7 @@ def tunnel_identity(path: tuple[TunnelHop, ...]) -> tuple[object, ...]:
     return tuple(out)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class _Finished:
     """What is remembered of a finished connection, so that a late packet on its
     addresses that falls inside its sequence space is taken as its retransmission
@@ -199,7 +199,10 @@ class Assembler:
         if self.key_tunnels and seg.tunnel:
             key = (*key, tunnel_identity(seg.tunnel))
         conn = self._table.get(key)
-        if conn is not None and seg.timestamp > self._own_deadline(conn):
+        if conn is not None and (
+            seg.timestamp > conn.last_timestamp + self.idle_timeout
+            or (conn.closed_at is not None and seg.timestamp > self._own_deadline(conn))
+        ):
             # Whether a packet still belongs to a connection is judged by the times of
             # that connection's own packets only, never by other connections' traffic.
             events.extend(self._finish(conn, self._reason(conn, "idle"), False))
@@ -235,7 +238,8 @@ class Assembler:
             else:
                 conn = self._open(key, seg, clock, events)
         self._feed_into(conn, seg, self._order, clock, events)
-        self._expire_due(events)
+        if self._timers and self._timers[0][0] < clock:
+            self._expire_due(events)
         return events
 
     def _feed_into(
@@ -455,10 +459,25 @@ class Assembler:
 
     def _remember(self, key: _Key, conn: TCPConnection, summary: ConnectionSummary) -> None:
         """Count where the connection's bytes went and keep its end for successors."""
-        for buckets in summary.payload:
-            self.payload.update(buckets)
-        self.implausible["segments"] += sum(summary.implausible_segments)
-        self.implausible["acks"] += sum(summary.implausible_acks)
+        payload = self.payload
+        for half in conn.halves:
+            payload["delivered"] += half.delivered
+            if (
+                half.duplicate
+                or half.conflict
+                or half.implausible
+                or half.before_start
+                or half.after_fin
+                or half.limit
+            ):
+                for k, v in half.buckets().items():
+                    if v and k != "delivered":
+                        payload[k] += v
+        h0, h1 = conn.halves
+        if h0.implausible_segments or h1.implausible_segments:
+            self.implausible["segments"] += h0.implausible_segments + h1.implausible_segments
+        if h0.implausible_acks or h1.implausible_acks:
+            self.implausible["acks"] += h0.implausible_acks + h1.implausible_acks
         finished = self._finished
         finished.pop(key, None)
         finished[key] = _Finished(

@@ -301,6 +301,16 @@ class CaptureReader:
             if len(data) == n:
                 return data
             return data + self._read(n - len(data))
+        if n <= READ_CHUNK and not self._stopped:
+            # The common case, one read (a record header or a record's data).
+            try:
+                data = self._f.read(n)
+            except (ValueError, OSError, EOFError, zlib.error) as exc:
+                self._fail(exc)
+                return b""
+            if len(data) == n or not data:
+                return data
+            return data + self._read(n - len(data))
         parts = []
         got = 0
         # Non-blocking reads and pipes can return short: keep reading until EOF.
@@ -323,10 +333,16 @@ class CaptureReader:
             return b""
         try:
             return self._f.read(n)
-        except ValueError as exc:
+        except (ValueError, OSError, EOFError, zlib.error) as exc:
+            self._fail(exc)
+        return b""
+
+    def _fail(self, exc: BaseException) -> None:
+        """A read failed: count it once and end the data."""
+        self._stopped = True
+        if isinstance(exc, ValueError):
             # io raises ValueError for a read on a closed file: the caller closed the
             # file object they gave us while we were reading it.
-            self._stopped = True
             if getattr(self._raw, "closed", False):
                 self.stats.anomaly(
                     "input closed during read",
@@ -334,13 +350,10 @@ class CaptureReader:
                 )
             else:
                 self.stats.anomaly("read error", f"{self.name}: {exc}")
-        except (OSError, EOFError, zlib.error) as exc:
-            self._stopped = True
-            if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
-                self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
-            else:
-                self.stats.anomaly("read error", f"{self.name}: {exc}")
-        return b""
+        elif isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+            self.stats.anomaly("truncated compressed data", f"{self.name}: {exc}")
+        else:
+            self.stats.anomaly("read error", f"{self.name}: {exc}")
 
     def _open(self, head: bytes) -> Iterator[Packet]:
         if len(head) < 4:

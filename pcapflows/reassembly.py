@@ -219,6 +219,47 @@ class HalfStream:
     finished (:meth:`buckets`), so that nothing is ever lost without a count.
     """
 
+    __slots__ = (
+        "_data_seen",
+        "_forgotten",
+        "_holes",
+        "_keep",
+        "_max_buffer",
+        "_pending",
+        "_seq",
+        "_suspect",
+        "_suspect_ack",
+        "_tail",
+        "_tail_start",
+        "acked_to",
+        "after_fin",
+        "anchored",
+        "before_start",
+        "buffered",
+        "confirmed",
+        "conflict",
+        "conn",
+        "delivered",
+        "direction",
+        "duplicate",
+        "fin_offset",
+        "gap_bytes",
+        "high",
+        "implausible",
+        "implausible_acks",
+        "implausible_segments",
+        "isn",
+        "keepalives",
+        "limit",
+        "low",
+        "next",
+        "peer_scale",
+        "peer_window",
+        "pool",
+        "successor",
+        "syn_seen",
+    )
+
     def __init__(
         self,
         conn: int,
@@ -382,13 +423,39 @@ class HalfStream:
 
         ``missing`` payload bytes followed ``payload`` on the wire but were not captured.
         """
-        if self._seq is not None and not syn:
-            off = self._seq.offset(seq)
-            length = len(payload) + missing
-            if not self._plausible(off, length):
+        unwrap = self._seq
+        if unwrap is not None and not syn:
+            off = unwrap.offset(seq)
+            if (
+                off == self.next
+                and payload
+                and not missing
+                and not fin
+                and not self._pending
+                and self._suspect is None
+                and self.fin_offset is None
+                and off >= self.low
+                and (self.anchored or self._data_seen)
+            ):
+                # The common case: the next bytes in order, nothing waiting.
+                unwrap.advance(seq)
+                self._data_seen = True
+                end = off + len(payload)
+                if end > self.high:
+                    self.high = end
+                events: list[Event] = [
+                    Data(self.conn, self.direction, off, payload, timestamp, order)
+                ]
+                self._delivered(payload)
+                return events, NEW
+            if not self._plausible(off, len(payload) + missing):
                 return self._suspicious((off, seq, payload, missing, fin, timestamp, order))
             if self._suspect is not None:
                 self._drop_suspect()
+            if not payload and not missing and not fin:
+                # An empty segment (a pure ACK, a RST): it only moves the unwrapping.
+                unwrap.advance(seq)
+                return [], NEW
         return self._place(seq, payload, missing, syn, fin, timestamp, order)
 
     def _plausible(self, off: int, length: int) -> bool:
@@ -597,7 +664,13 @@ class HalfStream:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
         if self._seq is None:
             return []
-        return self.acked_to_offset(self._seq.offset(ack), timestamp)
+        target = self._seq.offset(ack)
+        if target == self.next and self._suspect_ack is None:
+            # The common case: everything delivered so far is acknowledged.
+            if self.acked_to is None or target > self.acked_to:
+                self.acked_to = target
+            return []
+        return self.acked_to_offset(target, timestamp)
 
     def acked_to_offset(self, target: int, timestamp: float) -> list[Event]:
         """:meth:`acked`, with the acknowledgment already turned into an offset."""
@@ -827,13 +900,18 @@ class HalfStream:
             raw = c.data
             data = bytes(raw[skip:]) if skip or isinstance(raw, bytearray) else raw
             events.append(Data(self.conn, self.direction, self.next, data, c.timestamp, c.order))
-            self.delivered += len(data)
-            self.next += len(data)
-            self._tail += data
-            if len(self._tail) > 2 * self._keep:
-                drop = len(self._tail) - self._keep
-                del self._tail[:drop]
-                self._tail_start += drop
+            self._delivered(data)
+
+    def _delivered(self, data: bytes) -> None:
+        """``data`` was delivered at ``next``: move on, and remember it for comparisons."""
+        self.delivered += len(data)
+        self.next += len(data)
+        tail = self._tail
+        tail += data
+        if len(tail) > 2 * self._keep:
+            drop = len(tail) - self._keep
+            del tail[:drop]
+            self._tail_start += drop
 
     def _hole(
         self, start: int, length: int, timestamp: float, events: list[Event], cause: str

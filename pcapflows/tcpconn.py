@@ -66,11 +66,6 @@ class ConnectionSummary:
     #: Distinct ``(direction, tunnel path)`` pairs the segments came with, in order of
     #: first appearance (at most :data:`MAX_TUNNEL_PATHS`).
     tunnels: list[tuple[int, tuple[TunnelHop, ...]]] = field(default_factory=list)
-    #: Where each direction's captured payload bytes went (``HalfStream.buckets``).
-    payload: list[dict[str, int]] = field(default_factory=lambda: [{}, {}])
-    #: Segments and acknowledgments per direction whose numbers were not believed.
-    implausible_segments: list[int] = field(default_factory=lambda: [0, 0])
-    implausible_acks: list[int] = field(default_factory=lambda: [0, 0])
     #: Stream index of the finished connection whose sequence space this one continues.
     follows: int | None = None
 
@@ -110,6 +105,43 @@ def decide_client(
 
 class TCPConnection:
     """State of one connection in the assembler's table."""
+
+    __slots__ = (
+        "_history",
+        "_history_seen",
+        "_native",
+        "_syn_opts",
+        "_wscale",
+        "close_reason",
+        "closed_at",
+        "closed_attempt",
+        "closed_clock",
+        "conn",
+        "endpoints",
+        "fin_from",
+        "first_ack",
+        "first_frame",
+        "first_syn",
+        "first_timestamp",
+        "follows",
+        "halves",
+        "has_data",
+        "key",
+        "known_client",
+        "last_frame",
+        "last_timestamp",
+        "packets",
+        "paths",
+        "rst_from",
+        "rst_timestamp",
+        "setup_timestamp",
+        "stream",
+        "syn_from",
+        "synack_ack",
+        "synack_from",
+        "synack_seen_at",
+        "touched",
+    )
 
     def __init__(
         self,
@@ -280,30 +312,40 @@ class TCPConnection:
             self._flags(seg, d, has_ack, status)
         if has_ack and not (flags & RST):
             events.extend(self.halves[1 - d].acked(seg.ack, seg.timestamp))
-        for side in (0, 1):
-            half = self.halves[side]
-            if half.confirmed:
-                # Segments first refused as implausible, then confirmed by this packet.
-                for s in half.confirmed:
-                    if s[4]:
-                        self.fin_from[side] = True
-                        self._mark(side, "F")
-                    if s[2] or s[3]:
-                        self.has_data = True
-                        self._mark(side, "D")
-                half.confirmed.clear()
+        if self.halves[0].confirmed or self.halves[1].confirmed:
+            self._confirmed()
         for e in events:
             if isinstance(e, Gap):
                 self._mark(e.direction, "G")
             elif isinstance(e, Conflict):
                 self._mark(e.direction, "I")
         if self.closed_at is None and (
-            self.rst_from is not None or (self.halves[0].fin_acked and self.halves[1].fin_acked)
+            self.rst_from is not None
+            or (
+                self.fin_from[0]
+                and self.fin_from[1]
+                and self.halves[0].fin_acked
+                and self.halves[1].fin_acked
+            )
         ):
             self.closed_at = self.last_timestamp
             self.close_reason = "rst" if self.rst_from is not None else "fin"
             self.closed_attempt = self.rst_from is not None and not self.has_data
         return events
+
+    def _confirmed(self) -> None:
+        """Segments first refused as implausible, then confirmed by a later packet: the
+        flags that were not recorded when they came."""
+        for side in (0, 1):
+            half = self.halves[side]
+            for s in half.confirmed:
+                if s[4]:
+                    self.fin_from[side] = True
+                    self._mark(side, "F")
+                if s[2] or s[3]:
+                    self.has_data = True
+                    self._mark(side, "D")
+            half.confirmed.clear()
 
     def _syn(self, seg: Segment, d: int, has_ack: bool) -> None:
         """Book-keeping of a SYN or SYN-ACK: roles, handshake, window scaling."""
@@ -424,8 +466,5 @@ class TCPConnection:
             isn=[self.halves[0].isn, self.halves[1].isn],
             low=[self.halves[0].low, self.halves[1].low],
             tunnels=list(self.paths),
-            payload=[self.halves[0].buckets(), self.halves[1].buckets()],
-            implausible_segments=[h.implausible_segments for h in self.halves],
-            implausible_acks=[h.implausible_acks for h in self.halves],
             follows=self.follows,
         )
