@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pcapflows.reassembly import (
     DEFAULT_KEEP,
@@ -95,11 +96,11 @@ def tunnel_identity(path: tuple[TunnelHop, ...]) -> tuple[object, ...]:
     return tuple(out)
 
 
-@dataclass(slots=True)
-class _Finished:
+class _Finished(NamedTuple):
     """What is remembered of a finished connection, so that a late packet on its
     addresses that falls inside its sequence space is taken as its retransmission
-    rather than as a new connection's data."""
+    rather than as a new connection's data (plain values only: the garbage collector
+    untracks such tuples)."""
 
     endpoints: tuple[tuple[str, int], tuple[str, int]]
     client: tuple[str, int]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from pcapflows.pending import Chunk, Pending
-from pcapflows.seqnum import Unwrapper
+from pcapflows.seqnum import Unwrapper, seq_diff
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
 #: retransmissions can no longer be compared and are only counted. 64 KiB covers the
@@ -182,9 +182,12 @@ def _hole_start(hole: list[int]) -> int:
 
 
 class Position(NamedTuple):
-    """The end state of a finished stream (see :meth:`HalfStream.position`)."""
+    """The end state of a finished stream (see :meth:`HalfStream.position`): plain
+    numbers only, so that the garbage collector need not track the thousands of them an
+    assembler remembers. ``ref_raw``/``ref_off`` are the unwrapper's reference point."""
 
-    seq: Unwrapper
+    ref_raw: int
+    ref_off: int
     low: int
     end: int
     syn_seen: bool
@@ -197,7 +200,7 @@ class Position(NamedTuple):
     def holds(self, raw: int, slack: int) -> bool:
         """Whether raw sequence number ``raw`` lies in this stream's sequence space, or
         within ``slack`` of it."""
-        off = self.seq.offset(raw)
+        off = self.ref_off + seq_diff(raw, self.ref_raw)
         return self.low - slack <= off <= self.end + slack
 
 
@@ -381,8 +384,10 @@ class HalfStream:
         None if this direction sent nothing."""
         if self._seq is None:
             return None
+        ref_raw, ref_off = self._seq.reference()
         return Position(
-            self._seq.copy(),
+            ref_raw,
+            ref_off,
             self.low,
             max(self.next, self.high),
             self.syn_seen,
@@ -396,7 +401,7 @@ class HalfStream:
     def seed(self, pos: Position) -> None:
         """Continue the sequence space of a finished stream of the same direction and
         addresses: its bytes are never delivered again (they are retransmissions)."""
-        self._seq = pos.seq.copy()
+        self._seq = Unwrapper(pos.ref_raw, pos.ref_off)
         self.next = self.low = self.high = self._tail_start = pos.end
         self.anchored = self._data_seen = self.successor = True
         self.syn_seen = pos.syn_seen

@@ -51,10 +51,10 @@ class Unwrapper:
             self._ref_raw = raw & MASK
         return off
 
-    def copy(self) -> Unwrapper:
-        """An independent unwrapper at the same reference point (for a successor
-        connection that continues this one's sequence space)."""
-        return Unwrapper(self._ref_raw, self._ref_off)
+    def reference(self) -> tuple[int, int]:
+        """The reference point (raw value, offset): enough to make an unwrapper that
+        resolves every value as this one does (for a connection continuing this one)."""
+        return self._ref_raw, self._ref_off
 
     def raw(self, offset: int) -> int:
         """The raw 32-bit value of a relative offset (for reports)."""
