@@ -301,6 +301,8 @@ class CaptureReader:
             if len(data) == n:
                 return data
             return data + self._read(n - len(data))
+        parts = []
+        got = 0
         if n <= READ_CHUNK and not self._stopped:
             # The common case, one read (a record header or a record's data).
             try:
@@ -310,9 +312,8 @@ class CaptureReader:
                 return b""
             if len(data) == n or not data:
                 return data
-            return data + self._read(n - len(data))
-        parts = []
-        got = 0
+            parts.append(data)
+            got = len(data)
         # Non-blocking reads and pipes can return short: keep reading until EOF.
         while got < n:
             more = self._chunk(min(n - got, READ_CHUNK))
