@@ -296,7 +296,9 @@ class Assembler:
             pool=self._pool,
         )
         prev = self._finished.pop(key, None)
-        if prev is not None and not seg.flags & SYN and prev.continued_by(seg):
+        # A SYN without ACK opens a new connection (port reuse); a SYN-ACK that answers
+        # the finished connection's SYN (its SYN was stamped long before) continues it.
+        if prev is not None and seg.flags & (SYN | ACK) != SYN and prev.continued_by(seg):
             swap = conn.endpoints[0] != prev.endpoints[0]
             for d in (0, 1):
                 pos = prev.ends[1 - d if swap else d]

@@ -15,6 +15,7 @@ taken from pcapflows' output:
 
 from __future__ import annotations
 
+from dataclasses import replace as dataclass_replace
 from typing import Any
 
 import pytest
@@ -314,3 +315,24 @@ def test_new_connection_without_its_syn_after_the_end() -> None:
     flows = flows_of(segs)
     assert [sent_by(f, True) for f in flows] == [A, C + B], summary(flows)
     assert "follows" not in flows[1].metadata["pcapflows"]
+
+
+def test_first_frame_stamped_zero_repeats_no_bytes() -> None:
+    """The first frame of a capture stamped 0.0 (the rest in 2024): the connection's own
+    times say it was silent for decades, so the first flow ends there; the next one
+    continues its sequence space, and the request's retransmission in it is not data."""
+    t = Talk()
+    segs = t.handshake(1_700_000_000.0)
+    first = t.send(1_700_000_000.1, "c", "PA", A)
+    segs = [dataclass_replace(first, timestamp=0.0), *segs[1:]]
+    segs.insert(0, t.packet(0.0, "c", "S", seq=t.isn["c"]))
+    segs += [
+        t.packet(1_700_000_000.2, "c", "PA", A, seq=t.isn["c"] + 1),  # retransmission
+        t.send(1_700_000_000.3, "s", "PA", B),
+        t.send(1_700_000_000.4, "c", "PA", C),
+    ]
+    flows = flows_of(segs)
+    assert b"".join(sent_by(f, True) for f in flows) == A + C, summary(flows)
+    assert b"".join(sent_by(f, False) for f in flows) == B, summary(flows)
+    stream = {f.metadata["pcapflows"]["stream"] for f in flows}
+    assert all(f.metadata["pcapflows"].get("follows", min(stream)) in stream for f in flows)
