@@ -20,9 +20,11 @@ import os
 import struct
 from collections.abc import Iterable
 
+from tcptable import flags
+
 from pcapflows.capture import CaptureReader
 from pcapflows.decode import Decoder
-from pcapflows.segment import ACK, FIN, PSH, RST, SYN, Segment
+from pcapflows.segment import SYN, Segment
 from pcapflows.stats import ReadStats
 
 ETH = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
@@ -92,15 +94,8 @@ Endpoint = tuple[str, int]
 #: (sender, receiver): one direction of one 4-tuple.
 Direction = tuple[Endpoint, Endpoint]
 
-_FLAGS = {"S": SYN, "A": ACK, "F": FIN, "R": RST, "P": PSH}
-
-
-def flag_bits(text: str) -> int:
-    """``"SA"`` -> SYN|ACK, and so on."""
-    value = 0
-    for ch in text:
-        value |= _FLAGS[ch]
-    return value
+#: ``"SA"`` -> SYN|ACK, and so on (the table tests' own spelling of flags).
+flag_bits = flags
 
 
 class Talk:

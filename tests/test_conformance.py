@@ -781,6 +781,15 @@ def test_late_bytes_fill_an_acknowledged_hole_inside_a_run(tmp_path: Path) -> No
 # --------------------------------------------------------------------------- invented
 
 
+def client_side(path: Path) -> tuple[list[cf.Frame], list[cf.Frame], bytes]:
+    """tshark's view of the one stream of a crafted capture: the client's frames, the
+    server's, and the bytes Follow shows for the client."""
+    (st,) = cf.run_tshark(path, guess=1).streams.values()
+    mine = [fr for fr in st.frames if fr.srcport == C[1]]
+    peer = [fr for fr in st.frames if fr.srcport == S[1]]
+    return mine, peer, st.sent[st.node(C)]
+
+
 def test_bytes_duplicated_4_gib_ahead_are_unexplained(tmp_path: Path) -> None:
     """Issue 9 bug 1, fed to the checker: a segment whose sequence number is damaged
     (2**31 ahead), then an ordinary retransmission. Output that repeats the
@@ -799,10 +808,7 @@ def test_bytes_duplicated_4_gib_ahead_are_unexplained(tmp_path: Path) -> None:
     ]
     path = tmp_path / "bug1.pcap"
     wrpcap(str(path), packets)
-    (st,) = cf.run_tshark(path, guess=1).streams.values()
-    mine = [fr for fr in st.frames if fr.srcport == C[1]]
-    peer = [fr for fr in st.frames if fr.srcport == S[1]]
-    theirs = st.sent[st.node(C)]
+    mine, peer, theirs = client_side(path)
     right: list[cf.Token] = [cf.Run(0, one + two + three)]
     assert cf.judge(right, theirs, mine, peer) == ((), None)
     invented: list[cf.Token] = [
@@ -830,10 +836,7 @@ def test_data_past_a_fin_is_unexplained(tmp_path: Path) -> None:
     ]
     path = tmp_path / "bug2.pcap"
     wrpcap(str(path), packets)
-    (st,) = cf.run_tshark(path, guess=1).streams.values()
-    mine = [fr for fr in st.frames if fr.srcport == C[1]]
-    peer = [fr for fr in st.frames if fr.srcport == S[1]]
-    theirs = st.sent[st.node(C)]
+    mine, peer, theirs = client_side(path)
     assert theirs == b"x" * 50
     assert cf.judge([cf.Run(0, b"x" * 50)], theirs, mine, peer) == ((), None)
     invented: list[cf.Token] = [
