@@ -536,6 +536,7 @@ class HalfStream:
         timestamp: float,
         order: int,
     ) -> tuple[list[Event], int]:
+        """The body of :meth:`segment`, for a segment judged plausible (or confirmed)."""
         events: list[Event] = []
         if self._seq is None:
             # SYN occupies one sequence number, so data starts one after it.
