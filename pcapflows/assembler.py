@@ -4,9 +4,12 @@
 (a capture, scapy, a test table). Feed it :class:`~pcapflows.segment.Segment` objects in
 capture order; it returns :class:`~pcapflows.reassembly.Data`,
 :class:`~pcapflows.reassembly.Gap`, :class:`~pcapflows.reassembly.Conflict` and
-:class:`Closed` events. It has no clock of its own: time is the highest capture
-timestamp fed so far, which drives idle timeouts and lingering, so the same capture
-always gives the same result. It never raises on any sequence of segments.
+:class:`Closed` events. It has no clock of its own: whether a packet still belongs to
+a connection (its linger, its idle timeout) is judged by the capture times of that
+connection's own packets, so that other traffic never changes a flow; the highest
+timestamp fed so far only decides when a connection whose own deadline has passed is
+reclaimed. The same capture always gives the same result, and it never raises on any
+sequence of segments.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ from pcapflows.tcpconn import ConnectionSummary, TCPConnection
 #: connections either way.
 DEFAULT_IDLE_TIMEOUT = 3600.0
 
-#: After both FINs or a RST, a connection stays in the table this long (capture time)
-#: so that the final ACK, retransmitted FINs and trailing RSTs still belong to it,
-#: instead of starting a bogus new connection. A new SYN on the same 4-tuple ends the
-#: lingering at once (port reuse).
+#: After a RST, or once both FINs are acknowledged, a connection stays in the table
+#: this long (capture time) so that the final ACK, retransmitted FINs and trailing RSTs
+#: still belong to it, instead of starting a bogus new connection. A new SYN on the
+#: same 4-tuple ends the lingering at once (port reuse).
 DEFAULT_LINGER = 5.0
 
 

@@ -20,6 +20,10 @@ The rules it implements, and why:
   acknowledges past it (the receiver got bytes the capture missed), when the buffer
   above it grows past its limit, or when the stream is finished.
 * Bytes the snap length cut off are known to exist but unknown: they are a gap.
+* A segment far outside any window the receiver could have advertised is damage, not
+  data: it is held back and counted, unless a later packet confirms the jump.
+* Nothing at or beyond the FIN is the stream.
+* Every captured payload byte is counted in exactly one bucket (:meth:`HalfStream.buckets`).
 """
 
 from __future__ import annotations
