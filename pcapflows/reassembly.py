@@ -208,9 +208,21 @@ class Position(NamedTuple):
         return self.low - slack <= off <= self.end + slack
 
 
-#: A segment held back because its sequence number looked implausible, waiting for a
-#: second one to confirm the jump: (offset, seq, payload, missing, fin, timestamp, order).
-_Suspect = tuple[int, int, bytes, int, bool, float, int]
+class _Suspect(NamedTuple):
+    """A segment held back because its sequence number looked implausible, waiting for
+    a second packet to confirm the jump."""
+
+    off: int
+    seq: int
+    payload: bytes
+    missing: int
+    fin: bool
+    timestamp: float
+    order: int
+
+    @property
+    def end(self) -> int:
+        return self.off + len(self.payload) + self.missing
 
 
 class HalfStream:
@@ -458,7 +470,7 @@ class HalfStream:
                 self._delivered(payload)
                 return events, NEW
             if not self._plausible(off, len(payload) + missing):
-                return self._suspicious((off, seq, payload, missing, fin, timestamp, order))
+                return self._suspicious(_Suspect(off, seq, payload, missing, fin, timestamp, order))
             if self._suspect is not None:
                 self._drop_suspect()
             if not payload and not missing and not fin:
@@ -484,7 +496,7 @@ class HalfStream:
         same segment confirms nothing, nor does a jump near half the sequence space.
         """
         ack = self._suspect_ack
-        if ack is not None and ack[0] == s[0] and self._believable(s[0]):
+        if ack is not None and ack[0] == s.off and self._believable(s.off):
             self._suspect_ack = None
             self._drop_suspect()
             events, status = self._confirm(s)
@@ -492,8 +504,8 @@ class HalfStream:
         prev = self._suspect
         if (
             prev is not None
-            and prev[0] < s[0] <= prev[0] + len(prev[2]) + prev[3] + self.bound()
-            and self._believable(prev[0])
+            and prev.off < s.off <= prev.end + self.bound()
+            and self._believable(prev.off)
         ):
             self._suspect = None
             events, _ = self._confirm(prev)
@@ -512,12 +524,12 @@ class HalfStream:
         """Place a segment whose jump was confirmed; remember it for the connection's
         flags (it was reported as refused when it arrived)."""
         self.confirmed.append(s)
-        return self._place(s[1], s[2], s[3], False, s[4], s[5], s[6])
+        return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order)
 
     def _drop_suspect(self) -> None:
         s = self._suspect
         if s is not None:
-            self.implausible += len(s[2])
+            self.implausible += len(s.payload)
             self.implausible_segments += 1
             self._suspect = None
 
@@ -692,9 +704,8 @@ class HalfStream:
                 # Not an acknowledgment any receiver could send, unless a segment
                 # held back as implausible (or a second acknowledgment) agrees.
                 s = self._suspect
-                if s is not None and self._believable(s[0]):
-                    end = s[0] + len(s[2]) + s[3]
-                    if target == s[0] or end <= target <= end + b:
+                if s is not None and self._believable(s.off):
+                    if target == s.off or s.end <= target <= s.end + b:
                         self._suspect = None
                         events, _ = self._confirm(s)
                         return events + self.acked_to_offset(target, timestamp)

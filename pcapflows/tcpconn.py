@@ -339,10 +339,10 @@ class TCPConnection:
         for side in (0, 1):
             half = self.halves[side]
             for s in half.confirmed:
-                if s[4]:
+                if s.fin:
                     self.fin_from[side] = True
                     self._mark(side, "F")
-                if s[2] or s[3]:
+                if s.payload or s.missing:
                     self.has_data = True
                     self._mark(side, "D")
             half.confirmed.clear()
