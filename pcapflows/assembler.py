@@ -236,9 +236,7 @@ class Assembler:
                 self._refuse(held[0])
                 held = None
             if held is not None:
-                hseg, horder, hclock = held
-                conn = self._open(key, hseg, hclock, events)
-                self._feed_into(conn, hseg, horder, hclock, events)
+                conn = self._open_held(key, held, events)
             else:
                 conn = self._open(key, seg, clock, events)
         self._feed_into(conn, seg, self._order, clock, events)
@@ -272,11 +270,18 @@ class Assembler:
         """Too many packets held: the oldest one starts its connection without waiting
         for the packet that would have told (a limit, counted with max_connections)."""
         key = next(iter(self._held))
-        hseg, horder, hclock = self._held.pop(key)
         self._finished.pop(key, None)
         self.evicted += 1
-        conn = self._open(key, hseg, hclock, events)
-        self._feed_into(conn, hseg, horder, hclock, events)
+        self._open_held(key, self._held.pop(key), events)
+
+    def _open_held(
+        self, key: _Key, held: tuple[Segment, int, float], events: list[AssemblerEvent]
+    ) -> TCPConnection:
+        """The connection a held-back packet starts, with that packet fed to it."""
+        seg, order, clock = held
+        conn = self._open(key, seg, clock, events)
+        self._feed_into(conn, seg, order, clock, events)
+        return conn
 
     def _refuse(self, seg: Segment) -> None:
         """Count a held-back packet that turned out to be damaged."""
@@ -350,11 +355,10 @@ class Assembler:
     def close_all(self) -> list[AssemblerEvent]:
         """End of input: finish every connection still in the table."""
         events: list[AssemblerEvent] = []
-        for key, (hseg, horder, hclock) in list(self._held.items()):
+        for key, held in list(self._held.items()):
             # Nothing came after it: it was a connection of its own.
             self._finished.pop(key, None)
-            conn = self._open(key, hseg, hclock, events)
-            self._feed_into(conn, hseg, horder, hclock, events)
+            self._open_held(key, held, events)
         self._held.clear()
         latest = self._latest
         for conn in sorted(self._table.values(), key=lambda c: c.conn):
@@ -467,18 +471,9 @@ class Assembler:
         """Count where the connection's bytes went and keep its end for successors."""
         payload = self.payload
         for half in conn.halves:
-            payload["delivered"] += half.delivered
-            if (
-                half.duplicate
-                or half.conflict
-                or half.implausible
-                or half.before_start
-                or half.after_fin
-                or half.limit
-            ):
-                for k, v in half.buckets().items():
-                    if v and k != "delivered":
-                        payload[k] += v
+            for k, v in half.buckets().items():
+                if v:
+                    payload[k] += v
         h0, h1 = conn.halves
         if h0.implausible_segments or h1.implausible_segments:
             self.implausible["segments"] += h0.implausible_segments + h1.implausible_segments

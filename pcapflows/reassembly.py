@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from pcapflows.pending import Chunk, Pending
 from pcapflows.seqnum import Unwrapper, seq_diff
+from pcapflows.stats import PAYLOAD_BUCKETS
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
 #: retransmissions can no longer be compared and are only counted. 64 KiB covers the
@@ -385,15 +386,7 @@ class HalfStream:
 
     def buckets(self) -> dict[str, int]:
         """Where the captured payload bytes of this direction went."""
-        return {
-            "delivered": self.delivered,
-            "duplicate": self.duplicate,
-            "conflict": self.conflict,
-            "implausible": self.implausible,
-            "before_start": self.before_start,
-            "after_fin": self.after_fin,
-            "limit": self.limit,
-        }
+        return {k: getattr(self, k) for k in PAYLOAD_BUCKETS}
 
     def position(self) -> Position | None:
         """Where this (finished) stream ended, for a connection that may continue it;
