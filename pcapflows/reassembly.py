@@ -690,30 +690,24 @@ class HalfStream:
     def acked_to_offset(self, target: int, timestamp: float) -> list[Event]:
         """:meth:`acked`, with the acknowledgment already turned into an offset."""
         events: list[Event] = []
-        top = self.high if self.high > self.next else self.next
-        if target > top or target < self.next:
+        if not self._plausible(target, 0):
+            # Not an acknowledgment any receiver could send, unless a segment held back
+            # as implausible (or a second acknowledgment) agrees.
             b = self.bound()
-            if target > top + b or target < min(self.next, self.low) - b:
-                # Not an acknowledgment any receiver could send, unless a segment
-                # held back as implausible (or a second acknowledgment) agrees.
-                s = self._suspect
-                if s is not None and self._believable(s.off):
-                    if target == s.off or s.end <= target <= s.end + b:
-                        self._suspect = None
-                        events, _ = self._confirm(s)
-                        return events + self.acked_to_offset(target, timestamp)
-                prev = self._suspect_ack
-                if not (
-                    prev is not None
-                    and prev[0] < target <= prev[0] + b
-                    and self._believable(prev[0])
-                ):
-                    self._drop_suspect_ack()
-                    self._suspect_ack = (target, timestamp)
-                    return events
-                self._suspect_ack = None
-            elif self._suspect_ack is not None:
+            s = self._suspect
+            if s is not None and self._believable(s.off):
+                if target == s.off or s.end <= target <= s.end + b:
+                    self._suspect = None
+                    events, _ = self._confirm(s)
+                    return events + self.acked_to_offset(target, timestamp)
+            prev = self._suspect_ack
+            if not (
+                prev is not None and prev[0] < target <= prev[0] + b and self._believable(prev[0])
+            ):
                 self._drop_suspect_ack()
+                self._suspect_ack = (target, timestamp)
+                return events
+            self._suspect_ack = None
         elif self._suspect_ack is not None:
             self._drop_suspect_ack()
         if self.acked_to is None or target > self.acked_to:
