@@ -169,6 +169,11 @@ class _Interface:
         self.offset = offset
 
 
+#: What a read of the caller's file can raise: a closed file (ValueError), I/O errors,
+#: and damaged gzip data. Each ends the data, counted (see ``CaptureReader._fail``).
+_READ_ERRORS = (ValueError, OSError, EOFError, zlib.error)
+
+
 class CaptureReader:
     """Iterate over the packets of one capture, lazily.
 
@@ -307,7 +312,7 @@ class CaptureReader:
             # The common case, one read (a record header or a record's data).
             try:
                 data = self._f.read(n)
-            except (ValueError, OSError, EOFError, zlib.error) as exc:
+            except _READ_ERRORS as exc:
                 self._fail(exc)
                 return b""
             if len(data) == n or not data:
@@ -334,7 +339,7 @@ class CaptureReader:
             return b""
         try:
             return self._f.read(n)
-        except (ValueError, OSError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             self._fail(exc)
         return b""
 
