@@ -821,21 +821,25 @@ def test_bytes_duplicated_4_gib_ahead_are_unexplained(tmp_path: Path) -> None:
     assert kind is None and problem is not None and "no captured packet" in problem
 
 
-def test_data_past_a_fin_is_unexplained(tmp_path: Path) -> None:
-    """Issue 9 bug 2, fed to the checker: 50 bytes, the client's FIN, then 13 more
-    bytes with higher sequence numbers. Delivering them after a gap is a token-aligned
-    extension of tshark's bytes ('truncated' to the slice check); against the packets
-    they lie past the FIN: unexplained. The right output (50 bytes) is identical."""
+def past_fin() -> list[Packet]:
+    """50 bytes from the client, its FIN, then 13 bytes with higher sequence numbers."""
     c, s = CISN + 1, SISN + 1
-    packets = [
+    return [
         *handshake(),
         seg(1000.03, True, "PA", c, s, b"x" * 50),
         seg(1000.04, True, "FA", c + 50, s),
         seg(1000.05, True, "PA", c + 51, s, b"after the FIN"),
         seg(1000.06, False, "A", s, c + 51),
     ]
+
+
+def test_data_past_a_fin_is_unexplained(tmp_path: Path) -> None:
+    """Issue 9 bug 2, fed to the checker: 50 bytes, the client's FIN, then 13 more
+    bytes with higher sequence numbers. Delivering them after a gap is a token-aligned
+    extension of tshark's bytes ('truncated' to the slice check); against the packets
+    they lie past the FIN: unexplained. The right output (50 bytes) is identical."""
     path = tmp_path / "bug2.pcap"
-    wrpcap(str(path), packets)
+    wrpcap(str(path), past_fin())
     mine, peer, theirs = client_side(path)
     assert theirs == b"x" * 50
     assert cf.judge([cf.Run(0, b"x" * 50)], theirs, mine, peer) == ((), None)
@@ -852,15 +856,7 @@ def test_data_past_a_fin_is_unexplained(tmp_path: Path) -> None:
 def test_pcapflows_on_data_past_a_fin(tmp_path: Path) -> None:
     """The same capture through pcapflows itself: no unexplained difference, because
     pcapflows does not deliver bytes past the FIN (issue 9 item 2)."""
-    c, s = CISN + 1, SISN + 1
-    packets = [
-        *handshake(),
-        seg(1000.03, True, "PA", c, s, b"x" * 50),
-        seg(1000.04, True, "FA", c + 50, s),
-        seg(1000.05, True, "PA", c + 51, s, b"after the FIN"),
-        seg(1000.06, False, "A", s, c + 51),
-    ]
-    r = crafted(tmp_path, "past-fin.pcap", packets)
+    r = crafted(tmp_path, "past-fin.pcap", past_fin())
     assert not r.unexplained, statuses(r)
 
 
