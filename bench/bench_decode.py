@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pcapflows.decode import Decoder
-from pcapflows.packet import Packet
+from pcapflows.decode.decoder import Decoder
+from pcapflows.io.packet import Packet
 from pcapflows.stats import ReadStats
 
 MACS = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"

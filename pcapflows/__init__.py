@@ -15,14 +15,14 @@ See :func:`read` for the options and the README for the reassembly rules.
 from __future__ import annotations
 
 from pcapflows.api import FlowReader, read, reassemble
-from pcapflows.assembler import Assembler, Closed
-from pcapflows.connection import Client, Connection, Server
+from pcapflows.decode.segment import Segment
 from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
-from pcapflows.flow import Error, Flow
-from pcapflows.reassembly import Conflict, Data, Gap, GapRetracted
-from pcapflows.segment import Segment
+from pcapflows.model.connection import Client, Connection, Server
+from pcapflows.model.flow import Error, Flow
+from pcapflows.model.tcp import TCPFlow, TCPMessage
+from pcapflows.reassembly.assembler import Assembler, Closed
+from pcapflows.reassembly.half import Conflict, Data, Gap, GapRetracted
 from pcapflows.stats import ReadStats
-from pcapflows.tcp import TCPFlow, TCPMessage
 
 __version__ = "0.1.0"
 

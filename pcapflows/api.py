@@ -12,7 +12,14 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Literal
 
-from pcapflows.assembler import (
+from pcapflows.decode.decoder import Decoder
+from pcapflows.decode.ipfrag import DEFAULT_MAX_PENDING
+from pcapflows.decode.segment import Segment
+from pcapflows.errors import PcapflowsWarning
+from pcapflows.io.reader import CaptureReader, Source
+from pcapflows.model.build import FlowBuilder
+from pcapflows.model.tcp import TCPFlow
+from pcapflows.reassembly.assembler import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LINGER,
     DEFAULT_MAX_CONNECTIONS,
@@ -20,15 +27,8 @@ from pcapflows.assembler import (
     Assembler,
     AssemblerEvent,
 )
-from pcapflows.capture import CaptureReader, Source
-from pcapflows.decode import Decoder
-from pcapflows.errors import PcapflowsWarning
-from pcapflows.flowbuild import FlowBuilder
-from pcapflows.ipfrag import DEFAULT_MAX_PENDING
-from pcapflows.reassembly import DEFAULT_MAX_BUFFER
-from pcapflows.segment import Segment
+from pcapflows.reassembly.half import DEFAULT_MAX_BUFFER
 from pcapflows.stats import ReadStats
-from pcapflows.tcp import TCPFlow
 
 Order = Literal["finish", "first_packet"]
 

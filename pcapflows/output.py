@@ -9,7 +9,7 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
-from pcapflows.tcp import TCPFlow
+from pcapflows.model.tcp import TCPFlow
 
 #: Bytes shown per line in hex dumps (as Wireshark's hex view).
 HEX_WIDTH = 16

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 
 from tcptable import flags
 
-from pcapflows.capture import CaptureReader
-from pcapflows.decode import Decoder
-from pcapflows.segment import SYN, Segment
+from pcapflows.decode.decoder import Decoder
+from pcapflows.decode.segment import SYN, Segment
+from pcapflows.io.reader import CaptureReader
 from pcapflows.stats import ReadStats
 
 ETH = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pcapflows.segment import ACK, FIN, PSH, RST, SYN, Segment
+from pcapflows.decode.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 80)

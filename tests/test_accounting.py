@@ -14,8 +14,8 @@ import pytest
 from tcptable import CAPTURES, CORPUS, have_corpus
 
 import pcapflows
-from pcapflows.capture import CaptureReader
-from pcapflows.decode import Decoder
+from pcapflows.decode.decoder import Decoder
+from pcapflows.io.reader import CaptureReader
 from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
 
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from synth import connection, frame
 
 import pcapflows
-from pcapflows.capture import CaptureReader
-from pcapflows.decode import Decoder
-from pcapflows.packet import Packet
+from pcapflows.decode.decoder import Decoder
+from pcapflows.io.packet import Packet
+from pcapflows.io.reader import CaptureReader
 from pcapflows.stats import ReadStats
 
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)

@@ -45,10 +45,10 @@ from scapy.utils import RawPcapReader, wrpcap
 from tcptable import CORPUS, require_tshark
 
 import pcapflows
-from pcapflows.decode import Decoder
-from pcapflows.ipfrag import MAX_DATAGRAM, Defragmenter
-from pcapflows.packet import Packet
-from pcapflows.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment, TunnelHop
+from pcapflows.decode.decoder import Decoder
+from pcapflows.decode.ipfrag import MAX_DATAGRAM, Defragmenter
+from pcapflows.decode.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment, TunnelHop
+from pcapflows.io.packet import Packet
 from pcapflows.stats import ReadStats
 
 # The values every crafted segment carries, and what the decoder must give back.

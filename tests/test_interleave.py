@@ -40,8 +40,8 @@ from hypothesis import strategies as st
 from synth import Endpoint, Talk, capture_segments
 
 import pcapflows
+from pcapflows.decode.segment import Segment
 from pcapflows.errors import CaptureError
-from pcapflows.segment import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"

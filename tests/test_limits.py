@@ -25,9 +25,9 @@ import pytest
 from synth import frame
 
 import pcapflows
-from pcapflows.assembler import Assembler
-from pcapflows.reassembly import Data
-from pcapflows.segment import ACK, PSH, SYN, Segment
+from pcapflows.decode.segment import ACK, PSH, SYN, Segment
+from pcapflows.reassembly.assembler import Assembler
+from pcapflows.reassembly.half import Data
 
 MiB = 1024 * 1024
 SERVER = 0x0A640001
@@ -91,9 +91,9 @@ def read_all(data: bytes, **options: object) -> tuple[list[Seen], pcapflows.Read
 _MEASURED = """
 import json, sys
 import pcapflows
-from pcapflows.assembler import Assembler
-from pcapflows.capture import CaptureReader
-from pcapflows.decode import Decoder
+from pcapflows.reassembly.assembler import Assembler
+from pcapflows.io.reader import CaptureReader
+from pcapflows.decode.decoder import Decoder
 from pcapflows.stats import ReadStats
 
 path, layer, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

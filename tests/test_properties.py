@@ -24,8 +24,8 @@ from tcptable import seg
 
 import pcapflows
 from pcapflows import Assembler, Closed, Data
-from pcapflows.segment import Segment
-from pcapflows.seqnum import seq_diff
+from pcapflows.decode.segment import Segment
+from pcapflows.reassembly.seqnum import seq_diff
 
 #: ``PCAPFLOWS_EXAMPLES=5000 python -m pytest tests/test_properties.py`` for a longer run.
 EXAMPLES = int(os.environ.get("PCAPFLOWS_EXAMPLES", "150"))

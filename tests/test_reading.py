@@ -17,7 +17,7 @@ import pytest
 from synth import connection, pcap
 
 import pcapflows
-from pcapflows.capture import CaptureReader
+from pcapflows.io.reader import CaptureReader
 from pcapflows.stats import ReadStats
 
 #: synth's connections: the response every one of them sends.

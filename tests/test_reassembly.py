@@ -14,7 +14,7 @@ from tcptable import CLIENT, SERVER, seg
 
 import pcapflows
 from pcapflows import Assembler, Closed, Conflict, Data, Gap
-from pcapflows.segment import Segment
+from pcapflows.decode.segment import Segment
 
 CI = 1000  # client ISN
 SI = 5000  # server ISN

@@ -22,7 +22,7 @@ import pytest
 from synth import Endpoint, Talk
 
 import pcapflows
-from pcapflows.segment import Segment
+from pcapflows.decode.segment import Segment
 
 A = bytes(range(100))
 B = bytes(range(100, 200))

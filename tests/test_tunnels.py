@@ -27,9 +27,9 @@ from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 from test_decode import FRAME, PAYLOAD, TS, check, decode, eth, ip4, ip6, tcp
 
-from pcapflows.decode import MAX_TUNNEL_DEPTH, Decoder
-from pcapflows.packet import Packet
-from pcapflows.segment import Segment, TunnelHop
+from pcapflows.decode.decoder import MAX_TUNNEL_DEPTH, Decoder
+from pcapflows.decode.segment import Segment, TunnelHop
+from pcapflows.io.packet import Packet
 from pcapflows.stats import ReadStats
 
 A4, B4 = "203.0.113.1", "203.0.113.2"

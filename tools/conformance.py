@@ -66,7 +66,7 @@ if (ROOT / "pcapflows" / "__init__.py").exists() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pcapflows  # noqa: E402
-from pcapflows.assembler import DEFAULT_IDLE_TIMEOUT  # noqa: E402
+from pcapflows.reassembly.assembler import DEFAULT_IDLE_TIMEOUT  # noqa: E402
 
 Endpoint = tuple[str, int]
 
@@ -576,8 +576,8 @@ def read_flows(path: str | os.PathLike[str]) -> Capture:
 def read_prefix(path: str | os.PathLike[str], records: int) -> Capture:
     """pcapflows' flows of the first ``records`` records only: what it makes of the part
     of a damaged file that tshark could read."""
-    from pcapflows.capture import CaptureReader
-    from pcapflows.decode import Decoder
+    from pcapflows.decode.decoder import Decoder
+    from pcapflows.io.reader import CaptureReader
 
     stats = pcapflows.ReadStats()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pcapflows.connection import Client, Server
-from pcapflows.flow import Flow
+from pcapflows.model.connection import Client, Server
+from pcapflows.model.flow import Flow
 
 
 class TCPMessage:

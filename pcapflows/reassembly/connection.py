@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pcapflows.reassembly import (
+from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
+from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
     PREFIX_WINDOW,
@@ -22,8 +23,7 @@ from pcapflows.reassembly import (
     Gap,
     HalfStream,
 )
-from pcapflows.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
-from pcapflows.seqnum import seq_diff
+from pcapflows.reassembly.seqnum import seq_diff
 
 #: Ports below this are "well known" (IANA system ports): a side using one is taken as
 #: the server when a connection is picked up without its handshake.

@@ -1,4 +1,4 @@
-"""Frame bytes to :class:`~pcapflows.segment.Segment`: link layer, IP, TCP.
+"""Frame bytes to :class:`~pcapflows.decode.segment.Segment`: link layer, IP, TCP.
 
 Every captured packet goes through :meth:`Decoder.decode_all`, so its cost is paid a
 million times on a million-packet capture. The common path (Ethernet with any number
@@ -31,9 +31,9 @@ from collections.abc import Callable
 
 import dpkt
 
-from pcapflows.ipfrag import DEFAULT_MAX_PENDING, Defragmenter
-from pcapflows.packet import Packet
-from pcapflows.segment import Segment, TunnelHop
+from pcapflows.decode.ipfrag import DEFAULT_MAX_PENDING, Defragmenter
+from pcapflows.decode.segment import Segment, TunnelHop
+from pcapflows.io.packet import Packet
 from pcapflows.stats import ReadStats
 
 #: Network protocols a link handler can find (the IP version numbers).

@@ -8,7 +8,7 @@ raises on any input.
 
 The rules it implements, and why:
 
-* Sequence numbers are turned into unbounded relative offsets (:mod:`pcapflows.seqnum`),
+* Sequence numbers are turned into unbounded relative offsets (:mod:`pcapflows.reassembly.seqnum`),
   offset 0 being the first byte after the SYN, or the first sequence number seen when
   the connection was picked up mid-stream (bytes before that are not part of what we
   can reconstruct and are only counted).
@@ -32,8 +32,8 @@ import bisect
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pcapflows.pending import Chunk, Pending
-from pcapflows.seqnum import Unwrapper, seq_diff
+from pcapflows.reassembly.pending import Chunk, Pending
+from pcapflows.reassembly.seqnum import Unwrapper, seq_diff
 from pcapflows.stats import PAYLOAD_BUCKETS
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older

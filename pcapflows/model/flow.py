@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from pcapflows.connection import Client, Server
+from pcapflows.model.connection import Client, Server
 
 #: mitmproxy's flow file format version that these states correspond to (mitmproxy 11).
 FLOW_FORMAT_VERSION = 21
@@ -64,7 +64,7 @@ class Error:
 
 
 class Flow:
-    """A connection's worth of traffic: the base of :class:`~pcapflows.tcp.TCPFlow`.
+    """A connection's worth of traffic: the base of :class:`~pcapflows.model.tcp.TCPFlow`.
 
     pcapflows' own extras live in ``metadata["pcapflows"]`` rather than in subclasses,
     so that the state round-trips through mitmproxy unchanged.

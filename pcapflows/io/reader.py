@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import BinaryIO, TypeAlias, cast
 
 from pcapflows.errors import CaptureError
-from pcapflows.packet import Packet
+from pcapflows.io.packet import Packet
 from pcapflows.stats import ReadStats
 
 #: What a capture can be read from: a path (``"-"`` is standard input), a binary file

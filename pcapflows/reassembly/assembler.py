@@ -1,7 +1,7 @@
 """The connection table: segments in, reassembly events out (sans-IO).
 
 :class:`Assembler` is the object to use when you have decoded segments from anywhere
-(a capture, scapy, a test table). Feed it :class:`~pcapflows.segment.Segment` objects in
+(a capture, scapy, a test table). Feed it :class:`~pcapflows.decode.segment.Segment` objects in
 capture order; it returns :class:`~pcapflows.reassembly.Data`,
 :class:`~pcapflows.reassembly.Gap`, :class:`~pcapflows.reassembly.Conflict` and
 :class:`Closed` events. It has no clock of its own: whether a packet still belongs to
@@ -19,7 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pcapflows.reassembly import (
+from pcapflows.decode.segment import ACK, SYN, Segment, TunnelHop
+from pcapflows.reassembly.connection import ConnectionSummary, TCPConnection
+from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
     MIN_BOUND,
@@ -30,8 +32,6 @@ from pcapflows.reassembly import (
     GapRetracted,
     Position,
 )
-from pcapflows.segment import ACK, SYN, Segment, TunnelHop
-from pcapflows.tcpconn import ConnectionSummary, TCPConnection
 
 #: A connection with no packet for this long (capture time) is closed with reason
 #: "idle". Zeek uses 5 minutes for established connections; we are more patient

@@ -1,4 +1,4 @@
-"""From reassembly events to mitmproxy-style :class:`~pcapflows.tcp.TCPFlow` objects.
+"""From reassembly events to mitmproxy-style :class:`~pcapflows.model.tcp.TCPFlow` objects.
 
 The builder keeps the delivered bytes of each open connection and, when the connection
 is closed, turns them into messages:
@@ -25,12 +25,12 @@ import heapq
 import uuid
 from typing import Any
 
-from pcapflows.assembler import AssemblerEvent, Closed
-from pcapflows.connection import Client, Server
-from pcapflows.flow import Error
-from pcapflows.reassembly import Conflict, Data, Gap, GapRetracted
-from pcapflows.tcp import TCPFlow, TCPMessage
-from pcapflows.tcpconn import ConnectionSummary
+from pcapflows.model.connection import Client, Server
+from pcapflows.model.flow import Error
+from pcapflows.model.tcp import TCPFlow, TCPMessage
+from pcapflows.reassembly.assembler import AssemblerEvent, Closed
+from pcapflows.reassembly.connection import ConnectionSummary
+from pcapflows.reassembly.half import Conflict, Data, Gap, GapRetracted
 
 #: Namespace of the deterministic (uuid5) ids pcapflows gives flows and connections.
 ID_NAMESPACE = uuid.UUID("0b6f3c2e-6d1a-5f63-9a54-70636170666c")
