@@ -20,8 +20,8 @@ from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.tcp import TCPFlow, TCPMessage
-from pcapflows.reassembly.assembler import Assembler, Closed
-from pcapflows.reassembly.half import Conflict, Data, Gap, GapRetracted
+from pcapflows.reassembly.assembler import Assembler
+from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted
 from pcapflows.stats import ReadStats
 
 __version__ = "0.1.0"

@@ -25,8 +25,8 @@ from pcapflows.reassembly.assembler import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_TOTAL_BUFFER,
     Assembler,
-    AssemblerEvent,
 )
+from pcapflows.reassembly.events import AssemblerEvent
 from pcapflows.reassembly.half import DEFAULT_MAX_BUFFER
 from pcapflows.stats import ReadStats
 

@@ -27,7 +27,7 @@ from synth import frame
 import pcapflows
 from pcapflows.decode.segment import ACK, PSH, SYN, Segment
 from pcapflows.reassembly.assembler import Assembler
-from pcapflows.reassembly.half import Data
+from pcapflows.reassembly.events import Data
 
 MiB = 1024 * 1024
 SERVER = 0x0A640001

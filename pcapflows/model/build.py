@@ -28,9 +28,8 @@ from typing import Any
 from pcapflows.model.connection import Client, Server
 from pcapflows.model.flow import Error
 from pcapflows.model.tcp import TCPFlow, TCPMessage
-from pcapflows.reassembly.assembler import AssemblerEvent, Closed
 from pcapflows.reassembly.connection import ConnectionSummary
-from pcapflows.reassembly.half import Conflict, Data, Gap, GapRetracted
+from pcapflows.reassembly.events import AssemblerEvent, Closed, Conflict, Data, Gap, GapRetracted
 
 #: Namespace of the deterministic (uuid5) ids pcapflows gives flows and connections.
 ID_NAMESPACE = uuid.UUID("0b6f3c2e-6d1a-5f63-9a54-70636170666c")

@@ -1,35 +1,31 @@
 """The connection table: segments in, reassembly events out (sans-IO).
 
 :class:`Assembler` is the object to use when you have decoded segments from anywhere
-(a capture, scapy, a test table). Feed it :class:`~pcapflows.decode.segment.Segment` objects in
-capture order; it returns :class:`~pcapflows.reassembly.Data`,
-:class:`~pcapflows.reassembly.Gap`, :class:`~pcapflows.reassembly.Conflict` and
-:class:`Closed` events. It has no clock of its own: whether a packet still belongs to
-a connection (its linger, its idle timeout) is judged by the capture times of that
-connection's own packets, so that other traffic never changes a flow; the highest
-timestamp fed so far only decides when a connection whose own deadline has passed is
-reclaimed. The same capture always gives the same result, and it never raises on any
-sequence of segments.
+(a capture, scapy, a test table). Feed it
+:class:`~pcapflows.decode.segment.Segment` objects in capture order; it returns the
+events of :mod:`pcapflows.reassembly.events` (data, gaps, conflicts, closes). It has
+no clock of its own: whether a packet still belongs to a connection (its linger, its
+idle timeout) is judged by the capture times of that connection's own packets, so
+that other traffic never changes a flow; the highest timestamp fed so far only
+decides when a connection whose own deadline has passed is reclaimed. The same
+capture always gives the same result, and it never raises on any sequence of
+segments.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from pcapflows.decode.segment import ACK, SYN, Segment, TunnelHop
 from pcapflows.reassembly.connection import ConnectionSummary, TCPConnection
+from pcapflows.reassembly.events import AssemblerEvent, Closed
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
     MIN_BOUND,
     BufferPool,
-    Conflict,
-    Data,
-    Gap,
-    GapRetracted,
     Position,
 )
 
@@ -67,16 +63,6 @@ DEFAULT_MAX_CONNECTIONS = 100_000
 #: gopacket's ``MaxBufferedPagesTotal`` plays the same role.
 DEFAULT_MAX_TOTAL_BUFFER = 256 * 1024 * 1024
 
-
-@dataclass(slots=True, frozen=True)
-class Closed:
-    """Connection ``conn`` is finished; no further events will name it."""
-
-    conn: int
-    summary: ConnectionSummary
-
-
-AssemblerEvent = Data | Gap | Conflict | GapRetracted | Closed
 
 _Key = tuple[object, ...]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
+from pcapflows.reassembly.events import Conflict, Event, Gap
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
@@ -18,9 +19,6 @@ from pcapflows.reassembly.half import (
     REFUSED,
     RETRANSMISSION,
     BufferPool,
-    Conflict,
-    Event,
-    Gap,
     HalfStream,
 )
 from pcapflows.reassembly.seqnum import seq_diff

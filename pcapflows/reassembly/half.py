@@ -29,9 +29,9 @@ The rules it implements, and why:
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import NamedTuple
 
+from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
 from pcapflows.reassembly.seqnum import Unwrapper, seq_diff
 from pcapflows.stats import PAYLOAD_BUCKETS
@@ -103,72 +103,6 @@ class BufferPool:
 
     def __init__(self) -> None:
         self.buffered = 0
-
-
-@dataclass(slots=True, frozen=True)
-class Data:
-    """Contiguous bytes of one direction, at ``offset`` in that direction's stream.
-
-    ``timestamp`` is the capture time of the packet that first carried them and
-    ``order`` the position of that packet in the input (the assembler's packet counter).
-    ``fill`` is set when the bytes fill (part of) an earlier :class:`Gap`: the capture
-    held them after all, only later than the acknowledgment that made us give up.
-    """
-
-    conn: int
-    direction: int
-    offset: int
-    data: bytes
-    timestamp: float
-    order: int
-    fill: bool = False
-
-
-@dataclass(slots=True, frozen=True)
-class Gap:
-    """``length`` bytes at ``offset`` were sent but are not in the capture.
-
-    ``timestamp`` is the capture time at which the hole was given up on. ``cause`` says
-    why: ``"ack"`` (the peer acknowledged bytes the capture lacks), ``"snaplen"`` (the
-    snap length cut them off), ``"limit"`` (too much was buffered above the hole),
-    ``"end"`` (the connection ended with the hole still open) or ``"unseen"`` (between
-    bytes captured late and the first bytes seen of a mid-stream connection).
-    """
-
-    conn: int
-    direction: int
-    offset: int
-    length: int
-    timestamp: float
-    cause: str = "end"
-
-
-@dataclass(slots=True, frozen=True)
-class Conflict:
-    """A later copy of ``length`` bytes at ``offset`` differed from the first copy."""
-
-    conn: int
-    direction: int
-    offset: int
-    length: int
-    timestamp: float
-
-
-@dataclass(slots=True, frozen=True)
-class GapRetracted:
-    """``length`` bytes at ``offset`` reported in a :class:`Gap` were not data after all.
-
-    An acknowledgment seen before the FIN it acknowledges makes the FIN's sequence
-    number look like a missing byte; when the FIN turns up, the gap is withdrawn.
-    """
-
-    conn: int
-    direction: int
-    offset: int
-    length: int
-
-
-Event = Data | Gap | Conflict | GapRetracted
 
 
 def _diff_span(a: bytes | bytearray, b: bytes | bytearray) -> tuple[int, int]:
