@@ -17,6 +17,7 @@ from __future__ import annotations
 from pcapflows.api import FlowReader, read, reassemble
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
+from pcapflows.limits import Limits
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.tcp import TCPFlow, TCPMessage
@@ -39,6 +40,7 @@ __all__ = [
     "FlowReader",
     "Gap",
     "GapRetracted",
+    "Limits",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",

@@ -10,40 +10,36 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pcapflows.decode.decoder import Decoder
-from pcapflows.decode.ipfrag import DEFAULT_MAX_PENDING
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import PcapflowsWarning
 from pcapflows.io.reader import CaptureReader, Source
+from pcapflows.limits import DEFAULT_LIMITS, Limits
 from pcapflows.model.build import FlowBuilder
 from pcapflows.model.tcp import TCPFlow
-from pcapflows.reassembly.assembler import (
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_LINGER,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_TOTAL_BUFFER,
-    Assembler,
-)
+from pcapflows.reassembly.assembler import Assembler
 from pcapflows.reassembly.events import AssemblerEvent
-from pcapflows.reassembly.half import DEFAULT_MAX_BUFFER
 from pcapflows.stats import ReadStats
 
 Order = Literal["finish", "first_packet"]
+T = TypeVar("T")
 
 
-def _in_order(flows: Iterable[TCPFlow]) -> Iterator[TCPFlow]:
-    """Re-order finished flows by stream index (order of first packet).
+def in_stream_order(items: Iterable[tuple[int, T]]) -> Iterator[T]:
+    """Re-order ``(stream index, item)`` pairs that come in finishing order into
+    stream-index order (the order of the flows' first packets).
 
-    A flow waits here until every flow that started before it has finished, so with
-    long-lived connections this holds more in memory than the default order; that is
-    the price of the order and why it is not the default.
+    An item waits here until every stream before it has finished, so with long-lived
+    connections this holds more than the finishing order does: the price of the order
+    and why it is not the default. Keep what waits small (the command line's listing
+    re-orders one text line per flow, not the flows with their payload).
     """
-    waiting: dict[int, TCPFlow] = {}
+    waiting: dict[int, T] = {}
     want = 0
-    for f in flows:
-        waiting[f.metadata["pcapflows"]["stream"]] = f
+    for index, item in items:
+        waiting[index] = item
         while want in waiting:
             yield waiting.pop(want)
             want += 1
@@ -51,15 +47,16 @@ def _in_order(flows: Iterable[TCPFlow]) -> Iterator[TCPFlow]:
         yield waiting[k]
 
 
+def _in_order(flows: Iterable[TCPFlow]) -> Iterator[TCPFlow]:
+    """Finished flows re-ordered by stream index (``order="first_packet"``)."""
+    return in_stream_order((f.metadata["pcapflows"]["stream"], f) for f in flows)
+
+
 def reassemble(
     segments: Iterable[Segment],
     *,
     order: Order = "finish",
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    linger: float = DEFAULT_LINGER,
-    max_buffer: int = DEFAULT_MAX_BUFFER,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
+    limits: Limits = DEFAULT_LIMITS,
     key_tunnels: bool = False,
 ) -> Iterator[TCPFlow]:
     """Turn decoded segments (in capture order) into flows.
@@ -67,14 +64,7 @@ def reassemble(
     Useful when segments come from somewhere other than a capture file (scapy packets,
     a test table). Options are those of :func:`read`.
     """
-    assembler = Assembler(
-        idle_timeout=idle_timeout,
-        linger=linger,
-        max_buffer=max_buffer,
-        max_connections=max_connections,
-        max_total_buffer=max_total_buffer,
-        key_tunnels=key_tunnels,
-    )
+    assembler = Assembler(limits, key_tunnels=key_tunnels)
     flows = _flows(segments, assembler)
     return _in_order(flows) if order == "first_packet" else flows
 
@@ -118,12 +108,7 @@ class FlowReader(Iterator[TCPFlow]):
         source: Source,
         *,
         order: Order = "finish",
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        linger: float = DEFAULT_LINGER,
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
-        max_fragment_bytes: int = DEFAULT_MAX_PENDING,
+        limits: Limits = DEFAULT_LIMITS,
         key_tunnels: bool = False,
         warn: bool = True,
     ) -> None:
@@ -132,15 +117,8 @@ class FlowReader(Iterator[TCPFlow]):
         self.stats = ReadStats()
         self._capture = CaptureReader(source, self.stats)
         self._warn = warn
-        decoder = Decoder(self.stats, max_fragment_bytes=max_fragment_bytes)
-        assembler = Assembler(
-            idle_timeout=idle_timeout,
-            linger=linger,
-            max_buffer=max_buffer,
-            max_connections=max_connections,
-            max_total_buffer=max_total_buffer,
-            key_tunnels=key_tunnels,
-        )
+        decoder = Decoder(self.stats, max_fragment_bytes=limits.max_fragment_bytes)
+        assembler = Assembler(limits, key_tunnels=key_tunnels)
         self._assembler = assembler
         flows = _flows(self._segments(decoder), assembler)
         self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
@@ -226,12 +204,7 @@ def read(
     source: Source,
     *,
     order: Order = "finish",
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    linger: float = DEFAULT_LINGER,
-    max_buffer: int = DEFAULT_MAX_BUFFER,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
-    max_fragment_bytes: int = DEFAULT_MAX_PENDING,
+    limits: Limits = DEFAULT_LIMITS,
     key_tunnels: bool = False,
     warn: bool = True,
 ) -> FlowReader:
@@ -249,15 +222,17 @@ def read(
     (``flow.metadata["pcapflows"]["stream"]`` is that index), holding finished flows
     back until every earlier one is done.
 
-    ``linger`` is how long (capture time) a closed connection keeps collecting its last
-    ACKs and retransmissions; ``max_buffer`` bounds the bytes buffered above a hole in
-    one direction before the hole is reported as a gap (cause ``"limit"``).
-    ``max_connections`` bounds the connections open at once (the one nearest its
-    timeout is closed early, ``closed_by="limit"``), ``max_total_buffer`` the bytes
-    held above holes in all connections together (the biggest holders give up their
-    holes), ``max_fragment_bytes`` the IP fragments waiting for their datagram (the
-    oldest are dropped and reported). The README lists the defaults and their
-    precedents; ``reader.stats.limits`` counts how often each cut in.
+    ``limits`` (a :class:`~pcapflows.limits.Limits`) bounds what one read may hold:
+    ``Limits(idle_timeout=60, max_connections=10_000)``. ``idle_timeout`` and
+    ``linger`` are seconds of capture time a quiet connection stays open and a closed
+    one keeps collecting its last ACKs and retransmissions; ``max_buffer`` bounds the
+    bytes buffered above a hole in one direction before the hole is reported as a gap
+    (cause ``"limit"``); ``max_connections`` the connections open at once (the one
+    nearest its timeout is closed early, ``closed_by="limit"``); ``max_total_buffer``
+    the bytes held above holes in all connections together (the biggest holders give
+    up their holes); ``max_fragment_bytes`` the IP fragments waiting for their
+    datagram (the oldest are dropped and reported). The README lists the defaults and
+    their precedents; ``reader.stats.limits`` counts how often each cut in.
 
     ``key_tunnels=True`` keys connections by their tunnel as well as by their inner
     4-tuple (outer endpoints, and the VNI, GRE key or ERSPAN session), for overlays
@@ -275,12 +250,7 @@ def read(
     return FlowReader(
         source,
         order=order,
-        idle_timeout=idle_timeout,
-        linger=linger,
-        max_buffer=max_buffer,
-        max_connections=max_connections,
-        max_total_buffer=max_total_buffer,
-        max_fragment_bytes=max_fragment_bytes,
+        limits=limits,
         key_tunnels=key_tunnels,
         warn=warn,
     )

@@ -20,8 +20,9 @@ import warnings
 from collections.abc import Sequence
 
 from pcapflows import __version__
-from pcapflows.api import read
+from pcapflows.api import in_stream_order, read
 from pcapflows.errors import CaptureError
+from pcapflows.limits import Limits
 from pcapflows.output import follow_lines, summary_line
 from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
 
@@ -143,20 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    options = {
+        name: value
+        for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
+        if (value := getattr(args, name)) is not None
+    }
     try:
-        options = {
-            name: value
-            for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
-            if (value := getattr(args, name)) is not None
-        }
-        reader = read(
-            args.capture,
-            order="first_packet",
-            warn=False,
-            key_tunnels=args.key_tunnels,
-            **options,
-        )
+        limits = Limits(**options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        # Finishing order: the listing re-orders one line per flow (never the flows
+        # and their payload), and --follow stops as soon as its flow is complete.
+        reader = read(args.capture, warn=False, limits=limits, key_tunnels=args.key_tunnels)
     except CaptureError as exc:
         print(f"pcapflows: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -166,8 +168,9 @@ def _run(argv: Sequence[str] | None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if args.follow is None:
-                for flow in reader:
-                    print(summary_line(flow), file=out)
+                lines = ((f.metadata["pcapflows"]["stream"], summary_line(f)) for f in reader)
+                for line in in_stream_order(lines):
+                    print(line, file=out)
             else:
                 found = False
                 for flow in reader:

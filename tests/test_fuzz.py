@@ -342,7 +342,11 @@ def read_capture(
         with warnings.catch_warnings(record=True) as caught, time_limit(READ_TIMEOUT):
             warnings.simplefilter("always")
             try:
-                reader = pcapflows.read(make_source(data, source), order=order, **(options or {}))
+                reader = pcapflows.read(
+                    make_source(data, source),
+                    order=order,
+                    limits=pcapflows.Limits(**(options or {})),
+                )
             except pcapflows.CaptureError:
                 return Outcome(None, stats, list(caught))
             flows = []

@@ -79,7 +79,7 @@ class Seen:
 
 def read_all(data: bytes, **options: object) -> tuple[list[Seen], pcapflows.ReadStats]:
     """Read ``data``; return a summary of each flow and the statistics."""
-    reader = pcapflows.read(io.BytesIO(data), warn=False, **options)  # type: ignore[arg-type]
+    reader = pcapflows.read(io.BytesIO(data), warn=False, limits=pcapflows.Limits(**options))  # type: ignore[arg-type]
     return [Seen(f) for f in reader], reader.stats
 
 
@@ -97,12 +97,13 @@ from pcapflows.decode.decoder import Decoder
 from pcapflows.stats import ReadStats
 
 path, layer, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+limits = pcapflows.Limits(**options)
 if layer == "read":
-    for flow in pcapflows.read(path, warn=False, **options):
+    for flow in pcapflows.read(path, warn=False, limits=limits):
         del flow
 elif layer == "core":
     stats = ReadStats()
-    decoder, assembler = Decoder(stats), Assembler(**options)
+    decoder, assembler = Decoder(stats), Assembler(limits)
     for packet in CaptureReader(path, stats):
         for segment in decoder.decode_all(packet):
             assembler.feed(segment)
@@ -170,7 +171,7 @@ def test_connections_left_open_are_bounded_and_closed_early_with_a_reason(
 
 
 def test_table_never_exceeds_max_connections() -> None:
-    assembler = Assembler(max_connections=50)
+    assembler = Assembler(pcapflows.Limits(max_connections=50))
     for i in range(500):
         seg = Segment(float(i), f"10.0.{i // 250}.{i % 250}", 1000, "10.1.0.1", 80, 1, 0, SYN)
         assembler.feed(seg)
@@ -245,7 +246,7 @@ def test_one_direction_over_max_buffer_is_flushed_with_a_limit_gap() -> None:
 def test_release_delivers_buffered_bytes_as_data_events() -> None:
     """The sans-IO layer: going over the total limit turns held bytes into Data events
     at once (after a Gap), rather than keeping them."""
-    assembler = Assembler(max_total_buffer=10_000, max_buffer=1 << 30)
+    assembler = Assembler(pcapflows.Limits(max_total_buffer=10_000, max_buffer=1 << 30))
     events = assembler.feed(Segment(0.0, "10.0.0.1", 1000, "10.1.0.1", 80, 100, 0, SYN))
     delivered = 0
     for k in range(20):

@@ -176,7 +176,7 @@ def arbitrary_segment(draw: Any) -> Segment:
 @settings(max_examples=2 * EXAMPLES, deadline=None)
 @given(st.lists(arbitrary_segment(), max_size=40), st.integers(1, 64))
 def test_assembler_never_raises_never_invents(segments: list[Segment], max_buffer: int) -> None:
-    asm = Assembler(idle_timeout=100.0, max_buffer=max_buffer)
+    asm = Assembler(pcapflows.Limits(idle_timeout=100.0, max_buffer=max_buffer))
     sent: set[bytes] = set()
     events = []
     for s in segments:
@@ -191,7 +191,11 @@ def test_assembler_never_raises_never_invents(segments: list[Segment], max_buffe
             # Every delivered chunk is a piece of some captured payload: never invented.
             assert any(e.data in p for p in sent), (e, everything)
     # And the flow builder never raises on the same input either.
-    flows = list(pcapflows.reassemble(segments, idle_timeout=100.0, max_buffer=max_buffer))
+    flows = list(
+        pcapflows.reassemble(
+            segments, limits=pcapflows.Limits(idle_timeout=100.0, max_buffer=max_buffer)
+        )
+    )
     for f in flows:
         for m in f.messages:
             assert m.content

@@ -29,7 +29,9 @@ def handshake(ci: int = CI, si: int = SI) -> list[Segment]:
 
 
 def flows_of(segments: list[Segment], **options: Any) -> list[pcapflows.TCPFlow]:
-    return list(pcapflows.reassemble(segments, order="first_packet", **options))
+    return list(
+        pcapflows.reassemble(segments, order="first_packet", limits=pcapflows.Limits(**options))
+    )
 
 
 def one_flow(segments: list[Segment], **options: Any) -> pcapflows.TCPFlow:

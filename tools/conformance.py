@@ -66,7 +66,7 @@ if (ROOT / "pcapflows" / "__init__.py").exists() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pcapflows  # noqa: E402
-from pcapflows.reassembly.assembler import DEFAULT_IDLE_TIMEOUT  # noqa: E402
+from pcapflows.limits import DEFAULT_IDLE_TIMEOUT  # noqa: E402
 
 Endpoint = tuple[str, int]
 

@@ -32,11 +32,13 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 
+from pcapflows.limits import DEFAULT_MAX_FRAGMENT_BYTES
+
 #: Seconds of capture time an incomplete datagram is kept (Linux ``ipfrag_time``).
 DEFAULT_TIMEOUT = 30.0
 #: Bytes of payload all incomplete datagrams may hold together (Linux
-#: ``ipfrag_high_thresh``).
-DEFAULT_MAX_PENDING = 4 * 1024 * 1024
+#: ``ipfrag_high_thresh``); one of the :class:`~pcapflows.limits.Limits`.
+DEFAULT_MAX_PENDING = DEFAULT_MAX_FRAGMENT_BYTES
 #: The largest payload a reassembled datagram can have: both the IPv4 total length and
 #: the IPv6 payload length are 16-bit fields (jumbograms cannot be fragmented).
 MAX_DATAGRAM = 65535

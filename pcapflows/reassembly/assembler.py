@@ -19,50 +19,20 @@ from collections import Counter
 from typing import NamedTuple
 
 from pcapflows.decode.segment import ACK, SYN, Segment, TunnelHop
+from pcapflows.limits import DEFAULT_LIMITS, Limits
 from pcapflows.reassembly.connection import ConnectionSummary, TCPConnection
 from pcapflows.reassembly.events import AssemblerEvent, Closed
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
-    DEFAULT_MAX_BUFFER,
     MIN_BOUND,
     BufferPool,
     Position,
 )
 
-#: A connection with no packet for this long (capture time) is closed with reason
-#: "idle". Zeek uses 5 minutes for established connections; we are more patient
-#: because an offline reader loses nothing by waiting and long-lived quiet connections
-#: (SSH, database pools) are common in captures. Memory stays bounded by the open
-#: connections either way.
-DEFAULT_IDLE_TIMEOUT = 3600.0
-
-#: After a RST, or once both FINs are acknowledged, a connection stays in the table
-#: this long (capture time) so that the final ACK, retransmitted FINs and trailing RSTs
-#: still belong to it, instead of starting a bogus new connection. A new SYN on the
-#: same 4-tuple ends the lingering at once (port reuse).
-DEFAULT_LINGER = 5.0
-
-
 #: A connection attempt reset before any data lingers longer: clients retry the same
 #: SYN (same initial sequence number) for about two minutes (Linux: 1+2+4+...+64 s), and
 #: those retries belong to the same connection, as Wireshark also counts them.
 ATTEMPT_LINGER = 130.0
-
-
-#: Connections open at once. When a new connection would exceed it, the connection
-#: nearest to its timeout (a lingering closed one, else the one idle longest) is closed
-#: early with ``closed_by="limit"``. Precedent: Suricata bounds its flow table the same
-#: way (``flow.memcap``, 128 MB by default, evicting in "emergency mode"); Zeek and
-#: gopacket have no bound. At a few kilobytes per quiet connection, the default costs
-#: at most some hundreds of megabytes.
-DEFAULT_MAX_CONNECTIONS = 100_000
-
-#: Bytes held above holes in all connections together. Past it, the connection holding
-#: the most gives up on its holes (gaps with cause ``"limit"``) and delivers what it
-#: held. Precedent: Suricata's ``stream.reassembly.memcap`` (256 MB by default);
-#: gopacket's ``MaxBufferedPagesTotal`` plays the same role.
-DEFAULT_MAX_TOTAL_BUFFER = 256 * 1024 * 1024
-
 
 _Key = tuple[object, ...]
 
@@ -113,22 +83,19 @@ class Assembler:
 
     def __init__(
         self,
+        limits: Limits = DEFAULT_LIMITS,
         *,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        linger: float = DEFAULT_LINGER,
-        keep: int = DEFAULT_KEEP,
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_total_buffer: int = DEFAULT_MAX_TOTAL_BUFFER,
         key_tunnels: bool = False,
+        keep: int = DEFAULT_KEEP,
     ) -> None:
         #: Key connections by their tunnel as well as their 4-tuple (see
         #: :func:`tunnel_identity`), for overlays whose tenants reuse inner addresses.
         self.key_tunnels = key_tunnels
-        self.idle_timeout = idle_timeout
-        self.linger = linger
-        self.max_connections = max(1, max_connections)
-        self.max_total_buffer = max_total_buffer
+        self.limits = limits
+        self.idle_timeout = limits.idle_timeout
+        self.linger = limits.linger
+        self.max_connections = limits.max_connections
+        self.max_total_buffer = limits.max_total_buffer
         #: Bytes held above holes in all open connections (kept by the streams).
         self._pool = BufferPool()
         #: Connections closed early by ``max_connections``, and buffers released early
@@ -136,7 +103,7 @@ class Assembler:
         self.evicted = 0
         self.released = 0
         self._keep = keep
-        self._max_buffer = max_buffer
+        self._max_buffer = limits.max_buffer
         self._table: dict[_Key, TCPConnection] = {}
         self._by_id: dict[int, TCPConnection] = {}
         #: The last finished connection of each recent 4-tuple, oldest first, at most
@@ -170,65 +137,94 @@ class Assembler:
         return len(self._table)
 
     def feed(self, seg: Segment) -> list[AssemblerEvent]:
-        """Take one segment (in capture order); return the events it causes."""
+        """Take one segment (in capture order); return the events it causes.
+
+        The steps, each its own method: move the clock (:meth:`_advance_clock`); find
+        the segment's connection and end it first if the segment no longer belongs to
+        it (:meth:`_still_open`: idle, or a new SYN on a finished 4-tuple); otherwise
+        start one, continuing a finished connection or holding the packet until the
+        next tells (:meth:`_start`); feed it (:meth:`_feed_into`); reclaim connections
+        whose time is up (:meth:`_expire_due`).
+        """
         self._order += 1
         self.captured += len(seg.payload)
-        if self._latest is None or seg.timestamp > self._latest:
-            self._latest = seg.timestamp
-        events: list[AssemblerEvent] = []
-        self._advance_clock(seg.timestamp)
+        ts = seg.timestamp
+        if self._latest is None or ts > self._latest:
+            self._latest = ts
+        now = self.now
+        if now is None or ts > now:
+            self._advance_clock(ts)
+            now = self.now
         # Memory is reclaimed on the clock, which never goes back: a packet stamped
         # before it counts as activity now, one stamped after it (an unconfirmed jump)
         # at its own time.
-        clock = seg.timestamp
-        if self.now is not None and self.now > clock:
-            clock = self.now
+        clock = now if now is not None and now > ts else ts
         a = (seg.src, seg.sport)
         b = (seg.dst, seg.dport)
         key: _Key = (a, b) if a <= b else (b, a)
         if self.key_tunnels and seg.tunnel:
             key = (*key, tunnel_identity(seg.tunnel))
+        events: list[AssemblerEvent] = []
         conn = self._table.get(key)
-        if conn is not None and (
-            seg.timestamp > conn.last_timestamp + self.idle_timeout
-            or (conn.closed_at is not None and seg.timestamp > self._own_deadline(conn))
-        ):
-            # Whether a packet still belongs to a connection is judged by the times of
-            # that connection's own packets only, never by other connections' traffic.
-            events.extend(self._finish(conn, self._reason(conn, "idle"), False))
-            conn = None
-        if conn is not None and seg.flags & (SYN | ACK) == SYN:
-            d = conn.direction_of(seg)
-            if conn.is_new_connection(seg, d):
-                events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
-                conn = None
+        if conn is not None:
+            conn = self._still_open(conn, seg, events)
         if conn is None:
-            prev = self._finished.get(key)
-            held = self._held.pop(key, None)
-            if prev is not None and not seg.flags & SYN and not prev.continued_by(seg):
-                if held is None:
-                    # The first packet on these addresses since their last connection
-                    # ended, and outside its sequence space: a new connection that
-                    # did not show its SYN, or a damaged number. The next packet tells.
-                    self._held[key] = (seg, self._order, clock)
-                    if len(self._held) > self.max_connections:
-                        self._release_held(events)
-                    self._expire_due(events)
-                    return events
-                # Two packets outside the old sequence space: a new connection.
-                del self._finished[key]
-            elif held is not None:
-                # The packet held back was damaged: this one continues the old space.
-                self._refuse(held[0])
-                held = None
-            if held is not None:
-                conn = self._open_held(key, held, events)
-            else:
-                conn = self._open(key, seg, clock, events)
+            conn = self._start(key, seg, clock, events)
+            if conn is None:
+                return events
         self._feed_into(conn, seg, self._order, clock, events)
         if self._timers and self._timers[0][0] < clock:
             self._expire_due(events)
         return events
+
+    def _still_open(
+        self, conn: TCPConnection, seg: Segment, events: list[AssemblerEvent]
+    ) -> TCPConnection | None:
+        """``conn`` if ``seg`` still belongs to it; else finish it and return None.
+
+        Whether a packet still belongs to a connection is judged by the times of that
+        connection's own packets only, never by other connections' traffic; a SYN that
+        :meth:`TCPConnection.is_new_connection` says starts over ends it too (port reuse).
+        """
+        ts = seg.timestamp
+        if ts > conn.last_timestamp + self.idle_timeout or (
+            conn.closed_at is not None and ts > self._own_deadline(conn)
+        ):
+            events.extend(self._finish(conn, self._reason(conn, "idle"), False))
+            return None
+        if seg.flags & (SYN | ACK) == SYN and conn.is_new_connection(seg, conn.direction_of(seg)):
+            events.extend(self._finish(conn, self._reason(conn, "reuse"), False))
+            return None
+        return conn
+
+    def _start(
+        self, key: _Key, seg: Segment, clock: float, events: list[AssemblerEvent]
+    ) -> TCPConnection | None:
+        """The connection ``seg`` starts on ``key``, or None when it is held back.
+
+        The first packet on a 4-tuple since its last connection ended that falls outside
+        that connection's sequence space is either a new connection that did not show
+        its SYN, or a damaged number: it waits (in ``_held``) until the next packet
+        tells, which then either starts a new connection with it or shows it damaged.
+        """
+        prev = self._finished.get(key)
+        held = self._held.pop(key, None)
+        if prev is not None and not seg.flags & SYN and not prev.continued_by(seg):
+            if held is None:
+                self._held[key] = (seg, self._order, clock)
+                if len(self._held) > self.max_connections:
+                    self._release_held(events)
+                self._expire_due(events)
+                return None
+            # Two packets outside the old sequence space: a new connection.
+            del self._finished[key]
+        elif held is not None:
+            # The packet held back was damaged: this one continues the old space.
+            self._refuse(held[0])
+            held = None
+        if held is not None:
+            return self._open_held(key, held, events)
+        return self._open(key, seg, clock, events)
 
     def _feed_into(
         self,
