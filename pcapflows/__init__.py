@@ -20,6 +20,7 @@ from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
 from pcapflows.limits import Limits
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
+from pcapflows.model.info import FlowInfo, info
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.reassembly.assembler import Assembler
 from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted
@@ -37,6 +38,7 @@ __all__ = [
     "Data",
     "Error",
     "Flow",
+    "FlowInfo",
     "FlowReader",
     "Gap",
     "GapRetracted",
@@ -49,6 +51,7 @@ __all__ = [
     "TCPFlow",
     "TCPMessage",
     "__version__",
+    "info",
     "read",
     "reassemble",
 ]

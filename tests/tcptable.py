@@ -78,6 +78,20 @@ def have_corpus() -> bool:
     return (CORPUS / "MANIFEST.tsv").is_file()
 
 
+def corpus_params() -> list[object]:
+    """One pytest parameter (marked ``corpus``) per file the corpus's MANIFEST lists, or a
+    single placeholder when the corpus is absent (conftest.py then skips it, or fails
+    the run under CI)."""
+    if not have_corpus():
+        return [pytest.param(None, marks=pytest.mark.corpus, id="<no corpus>")]
+    names = (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
+    return [
+        pytest.param(CORPUS / n.split("\t")[0], marks=pytest.mark.corpus, id=n.split("\t")[0])
+        for n in names
+        if n.strip()
+    ]
+
+
 def require_corpus() -> Path:
     """The corpus's path, or skip the test. Every corpus test skips from this one line, so
     a run without the corpus reports a single reason; under CI, conftest.py has already

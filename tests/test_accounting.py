@@ -11,24 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tcptable import CAPTURES, CORPUS, have_corpus
+from tcptable import CAPTURES, corpus_params
 
 import pcapflows
 from pcapflows.decode.decoder import Decoder
 from pcapflows.io.reader import CaptureReader
 from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
-
-
-def _corpus() -> list[object]:
-    if not have_corpus():
-        return [pytest.param(None, marks=pytest.mark.corpus, id="<no corpus>")]
-    names = (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
-    return [
-        pytest.param(CORPUS / n.split("\t")[0], marks=pytest.mark.corpus, id=n.split("\t")[0])
-        for n in names
-        if n.strip()
-    ]
-
 
 OURS = sorted(p for p in CAPTURES.iterdir() if ".pcap" in p.name)
 
@@ -44,7 +32,7 @@ def captured_payload(path: Path) -> int:
     return total
 
 
-@pytest.mark.parametrize("path", [*_corpus(), *OURS], ids=str)
+@pytest.mark.parametrize("path", [*corpus_params(), *OURS], ids=str)
 def test_every_payload_byte_is_in_exactly_one_bucket(path: Path | None) -> None:
     assert path is not None
     try:

@@ -23,13 +23,22 @@ from __future__ import annotations
 import bisect
 import heapq
 import uuid
-from typing import Any
+from typing import Any, Literal, cast
 
 from pcapflows.model.connection import Client, Server
 from pcapflows.model.flow import Error
+from pcapflows.model.info import FlowInfo
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.reassembly.connection import ConnectionSummary
-from pcapflows.reassembly.events import AssemblerEvent, Closed, Conflict, Data, Gap, GapRetracted
+from pcapflows.reassembly.events import (
+    AssemblerEvent,
+    Closed,
+    ClosedBy,
+    Conflict,
+    Data,
+    Gap,
+    GapRetracted,
+)
 
 #: Namespace of the deterministic (uuid5) ids pcapflows gives flows and connections.
 ID_NAMESPACE = uuid.UUID("0b6f3c2e-6d1a-5f63-9a54-70636170666c")
@@ -199,10 +208,10 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
         who = "client" if s.rst_from == ci else "server"
         flow.error = Error(f"connection reset by {who}", s.rst_timestamp)
 
-    def side(d: int) -> str:
+    def side(d: int) -> Literal["client", "server"]:
         return "client" if d == ci else "server"
 
-    meta: dict[str, Any] = {
+    meta: FlowInfo = {
         "stream": s.stream,
         "handshake_seen": s.handshake_seen,
         "history": s.history,
@@ -223,7 +232,7 @@ def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
             {"from_client": d == ci, "offset": o - s.low[d], "length": n, "timestamp": t}
             for d, o, n, t in b.conflicts
         ],
-        "closed_by": s.closed_by,
+        "closed_by": cast(ClosedBy, s.closed_by),
         "open_at_end": s.open_at_end,
         "first_frame": s.first_frame,
         "last_frame": s.last_frame,

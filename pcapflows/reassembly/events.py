@@ -9,10 +9,21 @@ Per direction (:class:`~pcapflows.reassembly.half.HalfStream`): :class:`Data`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from pcapflows.reassembly.connection import ConnectionSummary
+
+#: How a connection ended: both FINs (``fin``), a reset (``rst``), no packet for the
+#: idle timeout (``idle``), the capture ended (``end``), a new SYN on the same 4-tuple
+#: (``reuse``), or the connection limit closed it early (``limit``).
+ClosedBy = Literal["fin", "rst", "idle", "end", "reuse", "limit"]
+
+#: Why bytes are missing: the peer acknowledged bytes the capture lacks (``ack``), the
+#: snap length cut them (``snaplen``), too much waited above the hole (``limit``), the
+#: connection ended with the hole open (``end``), or they lie between bytes captured
+#: late and the first bytes seen of a mid-stream connection (``unseen``).
+GapCause = Literal["ack", "snaplen", "limit", "end", "unseen"]
 
 
 @dataclass(slots=True, frozen=True)
