@@ -58,6 +58,7 @@ def reassemble(
     order: Order = "finish",
     limits: Limits = DEFAULT_LIMITS,
     key_tunnels: bool = False,
+    messages: bool = True,
 ) -> Iterator[TCPFlow]:
     """Turn decoded segments (in capture order) into flows.
 
@@ -65,12 +66,14 @@ def reassemble(
     a test table). Options are those of :func:`read`.
     """
     assembler = Assembler(limits, key_tunnels=key_tunnels)
-    flows = _flows(segments, assembler)
+    flows = _flows(segments, assembler, messages)
     return _in_order(flows) if order == "first_packet" else flows
 
 
-def _flows(segments: Iterable[Segment], assembler: Assembler) -> Iterator[TCPFlow]:
-    builder = FlowBuilder()
+def _flows(
+    segments: Iterable[Segment], assembler: Assembler, messages: bool
+) -> Iterator[TCPFlow]:
+    builder = FlowBuilder(messages=messages)
 
     def emit(events: list[AssemblerEvent]) -> Iterator[TCPFlow]:
         for e in events:
@@ -110,6 +113,7 @@ class FlowReader(Iterator[TCPFlow]):
         order: Order = "finish",
         limits: Limits = DEFAULT_LIMITS,
         key_tunnels: bool = False,
+        messages: bool = True,
         warn: bool = True,
     ) -> None:
         if order not in ("finish", "first_packet"):
@@ -120,7 +124,7 @@ class FlowReader(Iterator[TCPFlow]):
         decoder = Decoder(self.stats, max_fragment_bytes=limits.max_fragment_bytes)
         assembler = Assembler(limits, key_tunnels=key_tunnels)
         self._assembler = assembler
-        flows = _flows(self._segments(decoder), assembler)
+        flows = _flows(self._segments(decoder), assembler, messages)
         self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
         self._done = False
         self._closed = False
@@ -206,6 +210,7 @@ def read(
     order: Order = "finish",
     limits: Limits = DEFAULT_LIMITS,
     key_tunnels: bool = False,
+    messages: bool = True,
     warn: bool = True,
 ) -> FlowReader:
     """Read a pcap or pcapng capture and return an iterator of its TCP flows.
@@ -239,6 +244,11 @@ def read(
     whose tenants reuse the same inner addresses; by default a connection is its inner
     4-tuple whatever carried it, as tshark and Zeek key it.
 
+    ``messages=False`` leaves the payload out: flows come with their connections and
+    metadata (sizes, gaps, conflicts, how they ended) but no messages, and nothing of
+    the payload is kept while a connection is open. For listings and statistics, and
+    with ``order="first_packet"``, where a finished flow may wait a long time.
+
     ``warn=False`` silences the :class:`~pcapflows.errors.PcapflowsWarning` about
     damaged input (the statistics in ``reader.stats`` still count it).
 
@@ -252,5 +262,6 @@ def read(
         order=order,
         limits=limits,
         key_tunnels=key_tunnels,
+        messages=messages,
         warn=warn,
     )

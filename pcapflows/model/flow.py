@@ -79,12 +79,24 @@ class Flow:
         super().__init_subclass__(**kwargs)
         Flow._types[cls.type] = cls
 
-    def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
-        self.id = str(uuid.uuid4())
+    def __init__(
+        self,
+        client_conn: Client,
+        server_conn: Server,
+        live: bool = False,
+        *,
+        id: str | None = None,
+        timestamp_created: float | None = None,
+    ) -> None:
+        # ``id`` and ``timestamp_created`` (beyond mitmproxy's signature) let a builder
+        # that knows them skip drawing a random id and reading the clock, per flow.
+        self.id = str(uuid.uuid4()) if id is None else id
         self.client_conn = client_conn
         self.server_conn = server_conn
         self.live = live
-        self.timestamp_created: float = time.time()
+        self.timestamp_created: float = (
+            time.time() if timestamp_created is None else timestamp_created
+        )
         self.intercepted: bool = False
         self.marked: str = ""
         self.is_replay: str | None = None

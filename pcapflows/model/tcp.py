@@ -54,8 +54,16 @@ class TCPFlow(Flow):
 
     type = "tcp"
 
-    def __init__(self, client_conn: Client, server_conn: Server, live: bool = False) -> None:
-        super().__init__(client_conn, server_conn, live)
+    def __init__(
+        self,
+        client_conn: Client,
+        server_conn: Server,
+        live: bool = False,
+        *,
+        id: str | None = None,
+        timestamp_created: float | None = None,
+    ) -> None:
+        super().__init__(client_conn, server_conn, live, id=id, timestamp_created=timestamp_created)
         self.messages: list[TCPMessage] = []
 
     def get_state(self) -> dict[str, Any]:
