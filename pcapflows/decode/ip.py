@@ -67,6 +67,41 @@ _V4_OPTION_MIN_LENGTH = {7: 3, 68: 4, 130: 3, 131: 3, 137: 3}
 _V6_OPTION_LENGTH = {5: 2, 0xC2: 4}
 
 
+#: One option of a kind/length list: ``(kind, offset of its kind byte, its length)``.
+Option = tuple[int, int, int]
+
+
+def walk_options(buf: bytes, pos: int, end: int) -> tuple[list[Option], str]:
+    """The options in ``buf[pos:end]`` laid out as RFC 791 lays out IPv4's and RFC 9293
+    TCP's: end-of-list (0) and no-operation (1) are one byte, every other option is a
+    kind byte, a length byte counting both, then its data. Returns the options up to
+    the end of the list or the first one that cannot be walked over, with what is wrong
+    with that one ("" when nothing is): no room for its length byte, a length below 2,
+    or a length running past ``end``. One walk for both headers, so they cannot come to
+    disagree about where an option ends."""
+    opts: list[Option] = []
+    while pos < end:
+        kind = buf[pos]
+        if kind == 0:  # end of option list: the rest is padding
+            return opts, ""
+        if kind == 1:  # no-operation
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            return opts, f"option {kind} has no room for its length byte"
+        size = buf[pos + 1]
+        if size < 2:
+            return opts, f"option {kind} of length {size}"
+        if pos + size > end:
+            return (
+                opts,
+                f"option {kind} of length {size} runs {pos + size - end} bytes past the header",
+            )
+        opts.append((kind, pos, size))
+        pos += size
+    return opts, ""
+
+
 def _ipv4_options_problem(buf: bytes, pos: int, end: int) -> str:
     """What is wrong with the IPv4 options in ``buf[pos:end]``, or "" when nothing is.
 
@@ -76,29 +111,17 @@ def _ipv4_options_problem(buf: bytes, pos: int, end: int) -> str:
     RFC fixes), is what a corrupted or crafted header looks like, and the packet's
     other fields (ports, sequence numbers, payload) deserve no more trust than it.
     Pointers inside route and timestamp options are routing state, not layout, and
-    are not judged.
+    are not judged. The first problem in header order is the one reported: a wrong
+    length of an option that was walked over comes before what stopped the walk.
     """
-    while pos < end:
-        kind = buf[pos]
-        if kind == 0:  # end of option list: the rest is padding
-            return ""
-        if kind == 1:  # no-operation
-            pos += 1
-            continue
-        if pos + 1 >= end:
-            return f"option {kind} has no room for its length byte"
-        size = buf[pos + 1]
-        if size < 2:
-            return f"option {kind} of length {size}"
-        if pos + size > end:
-            return f"option {kind} of length {size} runs {pos + size - end} bytes past the header"
+    opts, broken = walk_options(buf, pos, end)
+    for kind, _, size in opts:
         fixed = _V4_OPTION_LENGTH.get(kind)
         if fixed is not None and size != fixed:
             return f"option {kind} of length {size}, should be {fixed}"
         if size < _V4_OPTION_MIN_LENGTH.get(kind, 2):
             return f"option {kind} of length {size}, shorter than its fixed part"
-        pos += size
-    return ""
+    return broken
 
 
 def _ipv6_options_problem(buf: bytes, pos: int, end: int) -> str:
@@ -141,20 +164,9 @@ def _final_destination(buf: bytes, pos: int, size: int, dst: str) -> str:
 
 def _window_scale(buf: bytes, pos: int, end: int) -> int | None:
     """The window scale option (kind 3) among TCP options ``buf[pos:end]``, capped at
-    14 as RFC 7323 requires; None when absent or when the options are malformed."""
-    while pos < end:
-        kind = buf[pos]
-        if kind == 0:
-            return None
-        if kind == 1:
-            pos += 1
-            continue
-        if pos + 1 >= end:
-            return None
-        n = buf[pos + 1]
-        if n < 2 or pos + n > end:
-            return None
-        if kind == 3 and n == 3:
-            return min(buf[pos + 2], 14)
-        pos += n
+    14 as RFC 7323 requires; None when absent, or when the options are malformed before
+    it (an option of kind 3 with another length than 3 is not one)."""
+    for kind, at, size in walk_options(buf, pos, end)[0]:
+        if kind == 3 and size == 3:
+            return min(buf[at + 2], 14)
     return None
