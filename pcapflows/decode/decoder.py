@@ -69,6 +69,8 @@ from pcapflows.stats import ReadStats
 _ipv4_hdr = struct.Struct(">BBHHHBBH4s4s")
 #: TCP header without options: ports, seq, ack, data offset, flags, window.
 _tcp_hdr = struct.Struct(">HHIIBBH")
+#: UDP header up to its length: ports and length.
+_udp_hdr = struct.Struct(">HHH")
 _ntoa = socket.inet_ntoa
 _ntop = socket.inet_ntop
 _AF6 = socket.AF_INET6
@@ -80,6 +82,37 @@ _INNER_LINKS: dict[int, LinkHandler] = {
     INNER_MPLS: lambda b: _mpls(b, 0),
     INNER_80211: _ieee80211,
 }
+
+
+class Cursor:
+    """Where decoding stands in one packet, and what the outer layers tell the inner.
+
+    The link layer starts it (``buf``, the packet ``buf[off:end]``, where it ended on
+    the wire, the captured ``pkt`` whose time and frame number every segment carries,
+    the tunnel ``path`` so far); the IP layer moves ``off``/``end`` to its payload and
+    fills in the addresses, the version and the ``missing`` bytes the snap length cut;
+    a tunnel starts a new cursor for its inner packet with one more hop on the path.
+    One object handed down instead of ten positional arguments at every layer.
+    """
+
+    __slots__ = ("buf", "dst", "end", "missing", "off", "path", "pkt", "src", "version", "wire_end")
+
+    def __init__(
+        self, buf: bytes, off: int, end: int, wire_end: int, pkt: Packet, path: Path = ()
+    ) -> None:
+        self.buf = buf
+        self.off = off
+        #: End of the captured part of the current layer's bytes.
+        self.end = end
+        #: Where the packet ended on the wire, in ``buf`` coordinates.
+        self.wire_end = wire_end
+        self.pkt = pkt
+        self.path = path
+        #: Bytes of ``buf[off:end]``'s protocol unit that the snap length cut off.
+        self.missing = 0
+        self.src = ""
+        self.dst = ""
+        self.version = 0
 
 
 class Decoder:
@@ -133,7 +166,7 @@ class Decoder:
             cut = pkt.orig_len - len(data)
             if cut > 0 and end == len(buf):
                 wire_end += cut
-            seg = self._network(proto, buf, off, end, wire_end, pkt, ())
+            seg = self._network(proto, Cursor(buf, off, end, wire_end, pkt))
             return () if seg is None else (seg,)
         except Aggregate as agg:
             return tuple(self._aggregate(agg, pkt))
@@ -184,7 +217,7 @@ class Decoder:
                         )
                     if end == len(buf):
                         wire_end += short
-                seg = self._network(proto, buf, off, end, wire_end, pkt, agg.path)
+                seg = self._network(proto, Cursor(buf, off, end, wire_end, pkt, agg.path))
                 if seg is not None:
                     out.append(seg)
             except Aggregate as inner:  # an aggregate tunnelled inside a subframe
@@ -198,9 +231,10 @@ class Decoder:
             )
         return out
 
-    def _bound(self, end: int, n: int, wire_end: int, pkt: Packet, version: str) -> tuple[int, int]:
-        """Bound an IP packet whose header says it ends at ``end``, beyond the ``n``
-        bytes captured; return the end of the captured part and the bytes missing.
+    def _bound(self, cur: Cursor, end: int, version: str) -> tuple[int, int]:
+        """Bound an IP packet whose header says it ends at ``end``, beyond the
+        ``cur.end`` bytes captured; return the end of the captured part and the bytes
+        missing.
 
         Bytes that the snap length cut off were on the wire: they are ``missing``. A
         length claiming more than the packet had on the wire is damage, counted; the
@@ -210,20 +244,20 @@ class Decoder:
         after the bytes that are there: counting the claimed bytes as missing would
         invent a hole that tshark and the peer's ACKs do not see. Anything past ``end``
         (Ethernet padding, a trailer) is never payload: callers only come here when
-        ``end > n``.
+        ``end > cur.end``.
         """
+        n, wire_end = cur.end, cur.wire_end
         if end > wire_end:
             self.stats.anomaly(
                 f"{version} length exceeds frame",
-                f"frame {pkt.index}: header says the packet ends at byte {end}, "
+                f"frame {cur.pkt.index}: header says the packet ends at byte {end}, "
                 f"the frame had {wire_end} on the wire",
             )
             return n, wire_end - n
         return n, end - n
 
-    def _ipv4(
-        self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet, path: Path = ()
-    ) -> Segment | None:
+    def _ipv4(self, cur: Cursor) -> Segment | None:
+        buf, off, n = cur.buf, cur.off, cur.end
         if n - off < 20:
             raise Damage("truncated ipv4 header", f"{max(n - off, 0)} bytes")
         vihl, _tos, total, ident, frag, _ttl, proto, _csum, src_b, dst_b = _ipv4_hdr.unpack_from(
@@ -243,17 +277,18 @@ class Decoder:
         if total == 0:
             # TCP segmentation offload (and BIG TCP) captures carry 0 here: the packet
             # is the whole rest of the frame as it was on the wire.
-            total = wire_end - off
+            total = cur.wire_end - off
         if total < ihl:
             raise Damage("bad ipv4 total length", f"{total} < header length {ihl}")
         end = off + total
         missing = 0
         if end > n:
-            end, missing = self._bound(end, n, wire_end, pkt, "ipv4")
+            end, missing = self._bound(cur, end, "ipv4")
         if proto not in _CARRIERS:
             raise Skip(_NOT_TCP[proto])
-        src = _ntoa(src_b)
-        dst = _ntoa(dst_b)
+        cur.src = src = _ntoa(src_b)
+        cur.dst = dst = _ntoa(dst_b)
+        cur.version = 4
         start = off + ihl
         if frag & 0x3FFF:  # more fragments, or a non-zero offset (DF does not matter)
             if not self.defragment:
@@ -265,19 +300,20 @@ class Decoder:
                 (frag & 0x1FFF) << 3,
                 bool(frag & 0x2000),
                 buf[start:end],
-                pkt.timestamp,
-                pkt.index,
+                cur.pkt.timestamp,
+                cur.pkt.index,
             )
             if whole is None:
                 raise Skip("ip fragment pending")
-            return self._carried(proto, whole, 0, len(whole), 0, src, dst, pkt, path, 4)
+            cur.buf, cur.off, cur.end, cur.missing = whole, 0, len(whole), 0
+            return self._carried(proto, cur)
+        cur.off, cur.end, cur.missing = start, end, missing
         if proto == 6:
-            return self._tcp(buf, start, end, missing, src, dst, pkt, path)
-        return self._carried(proto, buf, start, end, missing, src, dst, pkt, path, 4)
+            return self._tcp(cur)
+        return self._carried(proto, cur)
 
-    def _ipv6(
-        self, buf: bytes, off: int, n: int, wire_end: int, pkt: Packet, path: Path = ()
-    ) -> Segment | None:
+    def _ipv6(self, cur: Cursor) -> Segment | None:
+        buf, off, n = cur.buf, cur.off, cur.end
         if n - off < 40:
             raise Damage("truncated ipv6 header", f"{max(n - off, 0)} bytes")
         if buf[off] >> 4 != 6:
@@ -290,16 +326,18 @@ class Decoder:
         if plen == 0:
             # A jumbogram (hop-by-hop Jumbo Payload) or a BIG TCP capture: the payload
             # runs to the end of the packet as it was on the wire.
-            plen = wire_end - pos
+            plen = cur.wire_end - pos
         end = pos + plen
         missing = 0
         if end > n:
-            end, missing = self._bound(end, n, wire_end, pkt, "ipv6")
+            end, missing = self._bound(cur, end, "ipv6")
         for _ in range(_V6_MAX_HEADERS):
-            if nh == 6:
-                return self._tcp(buf, pos, end, missing, src, dst, pkt, path)
-            if nh in _CARRIERS:
-                return self._carried(nh, buf, pos, end, missing, src, dst, pkt, path, 6)
+            if nh == 6 or nh in _CARRIERS:
+                cur.buf, cur.off, cur.end, cur.missing = buf, pos, end, missing
+                cur.src, cur.dst, cur.version = src, dst, 6
+                if nh == 6:
+                    return self._tcp(cur)
+                return self._carried(nh, cur)
             if nh in _V6_SKIPPABLE:
                 if pos + 2 > end:
                     raise Damage("truncated ipv6 extension header", f"next header {nh}")
@@ -338,8 +376,8 @@ class Decoder:
                     offset_flags & 0xFFF8,
                     bool(offset_flags & 1),
                     buf[pos:end],
-                    pkt.timestamp,
-                    pkt.index,
+                    cur.pkt.timestamp,
+                    cur.pkt.index,
                 )
                 if whole is None:
                     raise Skip("ip fragment pending")
@@ -350,31 +388,21 @@ class Decoder:
             raise Skip(_NOT_TCP[nh])
         raise Damage("too many ipv6 extension headers", f"more than {_V6_MAX_HEADERS}")
 
-    def _carried(
-        self,
-        proto: int,
-        buf: bytes,
-        off: int,
-        end: int,
-        missing: int,
-        src: str,
-        dst: str,
-        pkt: Packet,
-        path: Path,
-        version: int,
-    ) -> Segment | None:
-        """The IP payload ``buf[off:end]`` of protocol ``proto`` (``missing`` bytes of it
-        cut by the snap length): TCP, or a tunnel whose inner packet is decoded like a
-        captured frame, with one more hop on its ``path``."""
+    def _carried(self, proto: int, cur: Cursor) -> Segment | None:
+        """The IP payload ``cur.buf[cur.off:cur.end]`` of protocol ``proto``
+        (``cur.missing`` bytes of it cut by the snap length): TCP, or a tunnel whose
+        inner packet is decoded like a captured frame, with one more hop on its path."""
         if proto == 6:
-            return self._tcp(buf, off, end, missing, src, dst, pkt, path)
+            return self._tcp(cur)
+        path = cur.path
         if len(path) >= MAX_TUNNEL_DEPTH:
             raise Damage("too many nested tunnels", f"more than {MAX_TUNNEL_DEPTH}")
+        buf, off, end, missing = cur.buf, cur.off, cur.end, cur.missing
         sport = dport = 0
         if proto == 17:
             if end - off < 8:
                 raise Skip(_NOT_TCP[17])
-            sport, dport, ulen = struct.unpack_from(">HHH", buf, off)
+            sport, dport, ulen = _udp_hdr.unpack_from(buf, off)
             if 8 <= ulen < end - off:
                 # The UDP length excludes any trailer; a larger one was cut (missing).
                 end, missing = off + ulen, 0
@@ -388,6 +416,7 @@ class Decoder:
         else:
             parser = IP_TUNNELS[proto]
         kind, pos, ident, name = parser(buf, off, end)
+        hop = TunnelHop(name, cur.src, cur.dst, sport, dport, ident)
         if kind == INNER_IP:
             if pos >= end:
                 raise Damage("truncated tunnel header", f"{name}: no inner packet")
@@ -395,7 +424,7 @@ class Decoder:
             if inner not in (IPV4, IPV6):
                 raise Damage("bad ip version", f"inside {name}: version {inner}")
             if name == "ip":
-                name = f"{inner}in{version}"
+                hop = TunnelHop(f"{inner}in{cur.version}", cur.src, cur.dst, sport, dport, ident)
             ibuf, ioff, iend = buf, pos, end
         else:
             try:
@@ -403,35 +432,24 @@ class Decoder:
             except Aggregate as agg:
                 # Several packets in the tunnelled frame: the decoder reads them all,
                 # as packets that came by this tunnel, cut where the outer one was.
-                agg.path = (*path, TunnelHop(name, src, dst, sport, dport, ident))
+                agg.path = (*path, hop)
                 agg.missing = missing
                 raise
         # The inner packet's snap-length cut is the outer one's, unless the inner link
         # layer says where the packet ends (PPPoE) before the end of what was captured.
         wire_end = iend + missing if iend == len(ibuf) or kind == INNER_IP else iend
-        hop = TunnelHop(name, src, dst, sport, dport, ident)
-        return self._network(inner, ibuf, ioff, iend, wire_end, pkt, (*path, hop))
+        return self._network(inner, Cursor(ibuf, ioff, iend, wire_end, cur.pkt, (*path, hop)))
 
-    def _network(
-        self, proto: int, buf: bytes, off: int, end: int, wire_end: int, pkt: Packet, path: Path
-    ) -> Segment | None:
-        """The IPv4 or IPv6 packet at ``off``, whatever brought us to it."""
+    def _network(self, proto: int, cur: Cursor) -> Segment | None:
+        """The IPv4 or IPv6 packet at ``cur.off``, whatever brought us to it."""
         if proto == IPV4:
-            return self._ipv4(buf, off, end, wire_end, pkt, path)
-        return self._ipv6(buf, off, end, wire_end, pkt, path)
+            return self._ipv4(cur)
+        return self._ipv6(cur)
 
-    def _tcp(
-        self,
-        buf: bytes,
-        off: int,
-        end: int,
-        missing: int,
-        src: str,
-        dst: str,
-        pkt: Packet,
-        path: Path = (),
-    ) -> Segment:
-        """The TCP segment in ``buf[off:end]``; ``missing`` payload bytes were not captured."""
+    def _tcp(self, cur: Cursor) -> Segment:
+        """The TCP segment in ``cur.buf[cur.off:cur.end]``; ``cur.missing`` payload
+        bytes were not captured."""
+        buf, off, end, missing = cur.buf, cur.off, cur.end, cur.missing
         if end - off < 20:
             why = "cut by snap length" if missing else "shorter than the minimum"
             raise Damage("truncated tcp header", f"{end - off} bytes, {why}")
@@ -450,11 +468,12 @@ class Decoder:
             end, missing = off + doff, wire
         self.stats.tcp_segments += 1
         wscale = _window_scale(buf, off + 20, opt_end) if flags & 0x02 and doff > 20 else None
+        pkt = cur.pkt
         return Segment(
             pkt.timestamp,
-            src,
+            cur.src,
             sport,
-            dst,
+            cur.dst,
             dport,
             seq,
             ack,
@@ -463,6 +482,6 @@ class Decoder:
             window,
             missing,
             pkt.index,
-            path,
+            cur.path,
             wscale,
         )
