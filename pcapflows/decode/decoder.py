@@ -37,7 +37,17 @@ from pcapflows.decode.ip import (
     _window_scale,
 )
 from pcapflows.decode.ipfrag import DEFAULT_MAX_PENDING, Defragmenter
-from pcapflows.decode.link import LINK_HANDLERS, _ethernet, _ieee80211, _mpls, _ppp_proto, _u32
+from pcapflows.decode.link import (
+    AF_INET,
+    AF_INET6,
+    LINK_HANDLERS,
+    VLAN_TYPES,
+    _ethernet,
+    _ieee80211,
+    _mpls,
+    _ppp_proto,
+    _u32,
+)
 from pcapflows.decode.segment import Segment, TunnelHop
 from pcapflows.decode.signals import (
     IPV4,
@@ -74,6 +84,31 @@ _udp_hdr = struct.Struct(">HHH")
 _ntoa = socket.inet_ntoa
 _ntop = socket.inet_ntop
 _AF6 = socket.AF_INET6
+
+# -- the fast path's formats and tables ---------------------------------------------------
+
+#: An IPv4 header without options and the TCP header after it, in one read: version/IHL,
+#: total length, flags/fragment offset, protocol, source, destination; ports, seq, ack,
+#: data offset, flags, window (the fields no decision of the fast path needs are padding).
+#: The two addresses are read as one string of bytes: the key of the address cache.
+_v4_tcp = struct.Struct(">BxH2xHxB2x8sHHIIBBH")
+#: An IPv6 header and the TCP header after it: version/class, payload length, next
+#: header, source, destination; then TCP as above.
+_v6_tcp = struct.Struct(">B3xHBx32sHHIIBBH")
+#: IPv4 and IPv6 ethertypes, and the ethertypes of a VLAN tag (see LINK_TAGS).
+_ETH_IPV4, _ETH_IPV6 = 0x0800, 0x86DD
+_VLAN_TYPES = VLAN_TYPES
+#: The first four bytes of a BSD (NULL) or OpenBSD (LOOP) loopback frame -> the IP version
+#: after them: the address family in either byte order, as both handlers accept it.
+_LOOPBACK_FAMILIES: dict[bytes, int] = {
+    **{af.to_bytes(4, order): IPV4 for af in (AF_INET,) for order in ("little", "big")},
+    **{af.to_bytes(4, order): IPV6 for af in AF_INET6 for order in ("little", "big")},
+}
+#: Link types of raw IP: by the version nibble, or fixed to one version.
+_RAW_BY_NIBBLE = frozenset((12, 14, 101))
+#: The text form of addresses is cached by their raw bytes; past this many entries the
+#: cache is emptied (a scan of many hosts costs a re-fill, never unbounded memory).
+MAX_CACHED_ADDRESSES = 65536
 
 #: Inner kinds other than IP -> the link handler that finds IP in them.
 _INNER_LINKS: dict[int, LinkHandler] = {
@@ -133,6 +168,9 @@ class Decoder:
         self.stats = stats
         self.defragment = defragment
         self.defrag = Defragmenter(report=stats.anomaly, max_pending=max_fragment_bytes)
+        #: Raw address bytes -> text forms, for the fast path (see :meth:`_pair`).
+        self._hosts: dict[bytes, str] = {}
+        self._pairs: dict[bytes, tuple[str, str]] = {}
 
     def finish(self) -> None:
         """End of input: report the IP datagrams that never completed."""
@@ -147,7 +185,160 @@ class Decoder:
         costs only itself and what follows it when its length is the broken part.
         Never raises, whatever the bytes: anything unexpected becomes an
         ``"undecodable packet"`` anomaly naming the frame.
+
+        The common case is decoded here, on a fast path: Ethernet with up to two VLAN
+        tags, Linux cooked v1/v2, loopback or raw IP, then IPv4 (options allowed, not
+        a fragment) or IPv6 without extension headers, then TCP, with every length
+        consistent and inside the captured bytes. It reads the headers with one
+        :mod:`struct` call, raises nothing and builds no object but the segment; the
+        only copy of the payload is the slice the segment holds. Anything else, down
+        to a single length the general path would have to judge, goes to the general
+        path (:meth:`_decode_general`) from the start, so both give the same segments
+        and the same counts (tests/test_fastpath.py holds them to it).
         """
+        lt = pkt.linktype
+        data = pkt.data
+        n = len(data)
+        # -- the link layer: ``off`` is where IP starts, ``version`` which IP it is.
+        if lt == 1 and n >= 54 and data[12] == 8 and data[13] == 0:  # Ethernet, IPv4
+            off = 14
+            version = 4
+        elif lt == 1 or lt == 113:  # Ethernet, Linux cooked v1 (type at 12, at 14)
+            i = 12 if lt == 1 else 14
+            if n < i + 42:
+                return self._decode_general(pkt)
+            et = data[i] << 8 | data[i + 1]
+            if et in _VLAN_TYPES:
+                i += 4
+                if n < i + 42:
+                    return self._decode_general(pkt)
+                et = data[i] << 8 | data[i + 1]
+                if et in _VLAN_TYPES:
+                    i += 4
+                    if n < i + 42:
+                        return self._decode_general(pkt)
+                    et = data[i] << 8 | data[i + 1]
+            off = i + 2
+            if et == _ETH_IPV4:
+                version = 4
+            elif et == _ETH_IPV6:
+                version = 6
+            else:
+                return self._decode_general(pkt)
+        elif lt == 276:  # Linux cooked v2: type at 0, header of 20 bytes, then a tag
+            if n < 64:
+                return self._decode_general(pkt)
+            et = data[0] << 8 | data[1]
+            off = 20
+            if et in _VLAN_TYPES:
+                et = data[22] << 8 | data[23]
+                off = 24
+            if et == _ETH_IPV4:
+                version = 4
+            elif et == _ETH_IPV6:
+                version = 6
+            else:
+                return self._decode_general(pkt)
+        elif lt == 0 or lt == 108:  # BSD and OpenBSD loopback
+            version = _LOOPBACK_FAMILIES.get(data[:4], 0)
+            off = 4
+        elif lt in _RAW_BY_NIBBLE:
+            version = data[0] >> 4 if n else 0
+            off = 0
+        elif lt == 228 or lt == 229:
+            version = 4 if lt == 228 else 6
+            off = 0
+        else:
+            return self._decode_general(pkt)
+        # -- IP and TCP: any check failing leaves the packet to the general path.
+        if version == 4:
+            if n - off < 40:
+                return self._decode_general(pkt)
+            vihl, total, frag, proto, addrs, sport, dport, seq, ack, offx, flags, window = (
+                _v4_tcp.unpack_from(data, off)
+            )
+            if proto != 6 or frag & 0x3FFF:
+                return self._decode_general(pkt)
+            if vihl == 0x45:
+                ihl = 20
+            else:
+                ihl = (vihl & 0x0F) << 2
+                if (
+                    vihl >> 4 != 4
+                    or ihl < 20
+                    or n - off < ihl + 20
+                    or _ipv4_options_problem(data, off + 20, off + ihl)
+                ):
+                    return self._decode_general(pkt)
+                sport, dport, seq, ack, offx, flags, window = _tcp_hdr.unpack_from(data, off + ihl)
+            end = off + total
+            doff = (offx >> 4) << 2
+            if end > n or doff < 20 or ihl + doff > total:
+                return self._decode_general(pkt)
+        elif version == 6:
+            if n - off < 60:
+                return self._decode_general(pkt)
+            vfc, plen, nh, addrs, sport, dport, seq, ack, offx, flags, window = _v6_tcp.unpack_from(
+                data, off
+            )
+            ihl = 40
+            end = off + 40 + plen
+            doff = (offx >> 4) << 2
+            if vfc >> 4 != 6 or nh != 6 or end > n or doff < 20 or doff > plen:
+                return self._decode_general(pkt)
+        else:
+            return self._decode_general(pkt)
+        pair = self._pairs.get(addrs)
+        if pair is None:
+            pair = self._pair(addrs)
+        src, dst = pair
+        start = off + ihl
+        self.stats.tcp_segments += 1
+        return (
+            Segment(
+                pkt.timestamp,
+                src,
+                sport,
+                dst,
+                dport,
+                seq,
+                ack,
+                flags,
+                data[start + doff : end],
+                window,
+                0,
+                pkt.index,
+                (),
+                _window_scale(data, start + 20, start + doff)
+                if flags & 0x02 and doff > 20
+                else None,
+            ),
+        )
+
+    def _pair(self, addrs: bytes) -> tuple[str, str]:
+        """The text forms of a source and destination address, from their raw bytes
+        side by side (8 for IPv4, 32 for IPv6), cached per pair and, below that, per
+        host, so each host's text is built about once, not twice per packet. Either
+        cache is emptied when it reaches :data:`MAX_CACHED_ADDRESSES` entries."""
+        half = len(addrs) >> 1
+        hosts = self._hosts
+        if len(hosts) >= MAX_CACHED_ADDRESSES:
+            hosts.clear()
+        names = []
+        for raw in (addrs[:half], addrs[half:]):
+            text = hosts.get(raw)
+            if text is None:
+                text = hosts[raw] = _ntoa(raw) if half == 4 else _ntop(_AF6, raw)
+            names.append(text)
+        if len(self._pairs) >= MAX_CACHED_ADDRESSES:
+            self._pairs.clear()
+        pair = self._pairs[addrs] = (names[0], names[1])
+        return pair
+
+    def _decode_general(self, pkt: Packet) -> tuple[Segment, ...]:
+        """:meth:`decode_all` for every frame, through the layer parsers: link types,
+        tunnels, fragments, extension headers, damage. The fast path only ever hands
+        frames here, unchanged."""
         try:
             handler = LINK_HANDLERS.get(pkt.linktype)
             if handler is None:
