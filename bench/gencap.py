@@ -2,7 +2,7 @@
 """Deterministic generator of realistic HTTP-over-TCP captures, with their ground truth.
 
     python bench/gencap.py --preset small -o /tmp/small          # /tmp/small.pcap + .truth.json.gz
-    python bench/gencap.py --preset large-x2 -o /tmp/large-x2    # "doubled": 2x packets, same concurrency
+    python bench/gencap.py --preset large-x2 -o /tmp/l2   # doubled: 2x packets, same concurrency
     python bench/gencap.py --connections 500 --concurrency 50 --packets 40000 --seed 7 -o /tmp/c
 
 Why not scapy: a benchmark capture has a million packets, and building them with scapy
@@ -41,7 +41,9 @@ The truth, written beside the capture (``NAME.truth.json.gz``), lists per connec
 client and server (address, port), the length and SHA-256 of each direction's byte
 stream, the number of messages (maximal runs of one direction's bytes between the other
 side's bytes: the reassembler's ``TCPMessage``), a digest of their directions and lengths
-(``shape``), and how it ended (``fin``, ``rst_client``, ``rst_server``, ``open``).
+(``shape``), and how it ended (``fin``, ``rst_client``, ``rst_server``, ``open``); for the
+whole capture: packets, bytes, stream bytes (``payload_bytes``) and the payload bytes sent
+again (``retransmitted_bytes``: what a reassembler counts as duplicates).
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ WORDS = (
     "the of and to in is that for it as with was on be by at this from are have an or "
     "not which but all were when we there can more if no will one about up out their "
     "data packet stream server client request response header body value error index "
-    "<div> </div> <p> </p> <span class=\"item\"> <a href=\"/page\"> </a> <li> </li> "
+    '<div> </div> <p> </p> <span class="item"> <a href="/page"> </a> <li> </li> '
     "function return var const let { } ( ) ; = == + - * / \n \n\n \t"
 ).split(" ")
 AGENTS = (
@@ -194,8 +196,8 @@ class _Side:
         "hash",
         "ipid",
         "isn",
-        "port",
         "messages",
+        "port",
         "sent",
         "sign",
         "ts",
@@ -240,13 +242,12 @@ class Generator:
         self.corpus = _text_corpus(self.rng, 1 << 18)
         self.truth: list[dict[str, Any]] = []
         self.planned = 0.0
+        self.retransmitted = 0  # payload bytes sent again: a reassembler's duplicates
         self.n_planned = 0
         self.n_clients = max(20, min(20_000, params.connections // 20))
         self.client_ports = [32768 + self.rng.randrange(20_000) for _ in range(self.n_clients)]
         self.servers4 = [ipaddress.IPv4Address(f"192.0.2.{i + 10}").packed for i in range(20)]
-        self.servers6 = [
-            ipaddress.IPv6Address(f"2001:db8:ff::{i + 10:x}").packed for i in range(5)
-        ]
+        self.servers6 = [ipaddress.IPv6Address(f"2001:db8:ff::{i + 10:x}").packed for i in range(5)]
 
     # -- plans ------------------------------------------------------------------------
 
@@ -320,8 +321,12 @@ class Generator:
                 return (1 << 32) - rng.randrange(1, 1 << (12 if rng.random() < 0.5 else 20))
             return rng.getrandbits(32)
 
-        c = _Side(caddr, port, smac + cmac + etype, isn(), rng.getrandbits(16), rng.getrandbits(31), 1)
-        s = _Side(saddr, sport, cmac + smac + etype, isn(), rng.getrandbits(16), rng.getrandbits(31), -1)
+        c = _Side(
+            caddr, port, smac + cmac + etype, isn(), rng.getrandbits(16), rng.getrandbits(31), 1
+        )
+        s = _Side(
+            saddr, sport, cmac + smac + etype, isn(), rng.getrandbits(16), rng.getrandbits(31), -1
+        )
         s.messages = c.messages
 
         u = rng.random()
@@ -494,6 +499,7 @@ class Generator:
                 for r in retx:
                     r[0] -= len(batch)
                 for _, o, d in [r for r in retx if r[0] <= 0]:
+                    self.retransmitted += len(d)
                     yield frame(snd, rcv, ACK, base + o, ack, d)
                 retx = [r for r in retx if r[0] > 0]
             unacked += len(batch)
@@ -501,6 +507,7 @@ class Generator:
                 yield frame(rcv, snd, ACK, rcv.isn + 1 + rcv.sent, base + snd.contig, b"")
                 unacked = 0
         for _, o, d in retx:
+            self.retransmitted += len(d)
             yield frame(snd, rcv, ACK, base + o, ack, d)
         if unacked and rng.random() < 0.5:
             yield frame(rcv, snd, ACK, rcv.isn + 1 + rcv.sent, base + snd.contig, b"")
@@ -594,6 +601,7 @@ class Generator:
             "packets": packets,
             "bytes": size,
             "payload_bytes": sum(t["client_bytes"] + t["server_bytes"] for t in self.truth),
+            "retransmitted_bytes": self.retransmitted,
             "connections": self.truth,
         }
         with gzip.open(truth_path(path), "wt", compresslevel=5) as g:
