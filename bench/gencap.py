@@ -26,7 +26,9 @@ get right, and each has a cost a benchmark should see):
   straddling two original segments: other boundaries, the same bytes).
 - Some initial sequence numbers just below 2^32, so the streams wrap around.
 - Every way to end: FIN from either side first (acknowledged both ways), RST from the
-  client, RST from the server, and connections still open when the capture ends.
+  client, RST from the server, and connections still open when the capture ends (a tenth
+  of the last ``concurrency`` connections, and the first 1% of the first ones: idle
+  long-lived connections, as many in a capture twice as long).
 - Connections interleaved: ``concurrency`` of them are open at once, each packet comes
   from one of them chosen at random.
 
@@ -64,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped whenever the bytes for given parameters change (the benchmark's cache key).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 REORDER = 0.015
 RETRANSMIT = 0.01
@@ -75,6 +77,10 @@ WRAP_SHARE = 0.1
 #: off), the share left open; earlier ones always close, so that doubling a capture
 #: keeps the number of connections waiting at the end the same.
 OPEN_SHARE = 0.1
+#: Among the connections of the first window, the share left open too (at least one):
+#: long-lived connections that never close, the same number whatever the capture's
+#: length. A reader that yields flows in first-packet order waits for them.
+OPEN_EARLY_SHARE = 0.01
 MEAN_GAP_US = 400
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -331,7 +337,8 @@ class Generator:
 
         u = rng.random()
         last_window = index >= p.connections - p.concurrency
-        if last_window and u < OPEN_SHARE:
+        early = max(1, int(p.concurrency * OPEN_EARLY_SHARE))
+        if (last_window and u < OPEN_SHARE) or index < early:
             close, close_cost = "open", 0
         elif u < 0.85:
             close, close_cost = "fin", 3
