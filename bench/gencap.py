@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import gzip
 import hashlib
 import ipaddress
@@ -577,6 +578,11 @@ class Generator:
         size = len(PCAP_HEADER)
         t_us = 1_700_000_000 * 1_000_000
         pack = RECORD.pack
+        # With 100,000 connections open, the collector's passes over their live generators
+        # cost more than the generation itself (60 s instead of 20 for `wide`); nothing
+        # here makes reference cycles.
+        gc_was_on = gc.isenabled()
+        gc.disable()
         with open(path, "wb") as f:
             f.write(PCAP_HEADER)
             out: list[bytes] = []
@@ -602,6 +608,8 @@ class Generator:
                     f.write(b"".join(out))
                     out.clear()
             f.write(b"".join(out))
+        if gc_was_on:
+            gc.enable()
         summary = {
             "generator_version": GENERATOR_VERSION,
             "params": dataclasses.asdict(p),
