@@ -59,24 +59,92 @@ def pcap_records(
     stream: ByteStream, endian: str, units: int, extra: int, snaplen: int, linktype: int
 ) -> Iterator[Packet]:
     """The records after the file header, as :class:`Packet`; damage is counted in
-    ``stream.stats`` and ends or skips, never raises."""
+    ``stream.stats`` and ends or skips, never raises.
+
+    Records are walked inside a block of the file (:meth:`ByteStream.block`) with
+    ``struct.unpack_from``, one slice per frame. Whatever is not a whole record of a
+    believable length inside the block (a record cut by the block's end, an absurd
+    length, the end of the data) is given back to the stream and read by the record
+    by record path below it, so damage is judged by one piece of code only.
+    """
     hdr = struct.Struct(endian + "IIII")
+    unpack = hdr.unpack_from
     hlen = 16 + extra
     limit = min(max(snaplen, 262144), MAX_RECORD)
+    # A record longer than the snap length is counted; a snap length of 0 promises
+    # nothing, and no record that gets this far is longer than ``limit``.
+    over = snaplen if snaplen > 0 else limit
     index = 0
     last: int | None = None  # seconds of the last good record, for resynchronizing
     stats = stream.stats
+    new = object.__new__
+    buf = b""
+    pos = end = 0
     while True:
+        # Every whole record of a believable length inside the block.
+        while pos + hlen <= end:
+            sec, frac, incl, orig = unpack(buf, pos)
+            nxt = pos + hlen + incl
+            if nxt > end or incl > limit:
+                break
+            data = buf[pos + hlen : nxt]
+            pos = nxt
+            if sec != last and (last is None or -86400 <= sec - last <= 86400):
+                # Only plausible times move the reference a resynchronization uses,
+                # so that a garbage record read by mistake cannot mislead it.
+                last = sec
+            index += 1
+            if incl > over:
+                # The writer broke its own promise; the bytes are there, so they are used.
+                stats.anomaly(
+                    "record longer than snap length",
+                    f"frame {index} has {incl} bytes, the file's snap length is {snaplen}",
+                )
+            if frac < units:
+                ts = sec + frac / units
+            else:
+                # The fraction field must be below one second. tshark (4.0) keeps such a
+                # record: it dissects it, flags "Fractional second N is invalid" as
+                # expert info and its Follow TCP Stream includes the payload; so the
+                # record is used here too. Only its seconds are believed: added as is,
+                # the bad fraction could move the packet up to 71 minutes (2^32
+                # microseconds), enough to reorder it or to trip a timer.
+                stats.anomaly(
+                    "timestamp fraction out of range",
+                    f"frame {index}: sub-second field {frac} >= {units}, seconds kept",
+                )
+                ts = float(sec)
+            stats.packets += 1
+            stats.bytes += incl
+            # Built without calling __init__ (a Python-level call per packet, the
+            # largest single cost of this loop); every field is set here.
+            pkt = new(Packet)
+            pkt.timestamp = ts
+            pkt.linktype = linktype
+            pkt.data = data
+            pkt.orig_len = orig if orig > incl else incl
+            pkt.index = index
+            pkt.interface = 0
+            yield pkt
+        if pos == end:
+            buf, pos = stream.block()
+            end = len(buf)
+            if not end:
+                return
+            continue
+        # What is left is a record cut by the block's end, or damage: read it record
+        # by record, and hand a whole record back to the loop above as a block.
+        stream.give_back(buf, pos)
         rec = stream.read(hlen)
-        if not rec:
-            return
         if len(rec) < hlen:
             stats.anomaly(
                 "truncated record", f"record header of frame {index + 1} cut at end of file"
             )
             return
-        sec, frac, incl, orig = hdr.unpack_from(rec)
+        sec, frac, incl, orig = unpack(rec)
         if incl > limit:
+            buf = b""
+            pos = end = 0
             if not stream.resume(
                 "absurd record length",
                 f"record header after frame {index} claims {incl} bytes (snaplen {snaplen})",
@@ -86,37 +154,13 @@ def pcap_records(
             ):
                 return
             continue
-        if last is None or abs(sec - last) <= 86400:
-            # Only plausible times move the reference a resynchronization uses,
-            # so that a garbage record read by mistake cannot mislead it.
-            last = sec
         data = stream.read(incl)
-        index += 1
         if len(data) < incl:
             stats.anomaly(
                 "truncated record",
-                f"frame {index} has {len(data)} of {incl} bytes at end of file",
+                f"frame {index + 1} has {len(data)} of {incl} bytes at end of file",
             )
             return
-        if incl > snaplen > 0:
-            # The writer broke its own promise; the bytes are there, so they are used.
-            stats.anomaly(
-                "record longer than snap length",
-                f"frame {index} has {incl} bytes, the file's snap length is {snaplen}",
-            )
-        ts = sec + frac / units
-        if frac >= units:
-            # The fraction field must be below one second. tshark (4.0) keeps such a
-            # record: it dissects it, flags "Fractional second N is invalid" as expert
-            # info and its Follow TCP Stream includes the payload; so the record is
-            # used here too. Only its seconds are believed: added as is, the bad
-            # fraction could move the packet up to 71 minutes (2^32 microseconds),
-            # enough to reorder it or to trip a timer.
-            stats.anomaly(
-                "timestamp fraction out of range",
-                f"frame {index}: sub-second field {frac} >= {units}, seconds kept",
-            )
-            ts = float(sec)
-        stats.packets += 1
-        stats.bytes += incl
-        yield Packet(ts, linktype, data, max(orig, incl), index)
+        buf = rec + data
+        pos = 0
+        end = len(buf)

@@ -74,15 +74,16 @@ class CaptureReader:
             if head is None:
                 raise CaptureError(f"{self.name}: no data (non-blocking file object?)")
             head = bytes(head)
-        self._stream = ByteStream(raw, raw, self.name, stats)
+        f = raw
         if head[:2] == GZIP_MAGIC:
             self.compression = "gzip"
-            self._stream.f = gunzip(head, raw)
+            f = gunzip(head, raw)
             try:
-                head = self._stream.f.read(4)
+                head = f.read(4)
             except (OSError, EOFError, zlib.error) as exc:
                 self.close()
                 raise CaptureError(f"{self.name}: damaged gzip data: {exc}") from exc
+        self._stream = ByteStream(f, raw, self.name, stats)
         self._records: Iterator[Packet]
         try:
             self._records = self._open(head)

@@ -17,6 +17,7 @@ so they live here once instead of in each loop:
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO
@@ -40,9 +41,33 @@ MAX_RESYNC_SCAN = 2 * 1024 * 1024
 #: record and the header after it are usually in the window at once.
 RESYNC_LOOKAHEAD = 64 * 1024
 
+#: How much a format loop asks the file for at once. Records are walked inside a block
+#: with ``struct.unpack_from`` (one read per block instead of two per record); a quarter
+#: of a megabyte holds a few hundred records, so the cost per block vanishes, while the
+#: memory held stays small and flows still come out early in a streamed read.
+BLOCK = 256 * 1024
+
 #: What a read of the caller's file can raise: a closed file (ValueError), I/O errors,
 #: and damaged gzip data. Each ends the data, counted (see ``ByteStream._fail``).
 _READ_ERRORS = (ValueError, OSError, EOFError, zlib.error)
+
+
+def _block_reader(f: BinaryIO) -> tuple[Callable[[int], bytes], int]:
+    """How to read one block of ``f``: the method and the size to ask for.
+
+    A buffered file (a path we opened, standard input, a file the caller opened) is
+    read with ``read1``, which returns what is there instead of waiting for a whole
+    block: on a pipe fed by a live capture, packets come out as they arrive. A gzip
+    reader is read 8 KiB at a time, the size its own buffer decompresses in, so damaged
+    compressed data ends the read at the same packet as reading record by record did
+    (a failing decompression loses the output of that one call). Any other file object
+    is asked with plain ``read``, which is all its owner promised.
+    """
+    if isinstance(f, gzip.GzipFile):
+        return f.read1, io.DEFAULT_BUFFER_SIZE
+    if isinstance(f, (io.BufferedReader, io.BufferedRandom)):
+        return f.read1, BLOCK
+    return f.read, BLOCK
 
 
 class ByteStream:
@@ -60,8 +85,11 @@ class ByteStream:
         self.stats = stats
         #: Set once a read failed or the reader was closed: the data ends there.
         self.stopped = False
-        #: Bytes read ahead by a resynchronization and not yet consumed.
+        #: Bytes read ahead and not yet consumed (from ``_back[_at]`` on): given back
+        #: by a format loop (:meth:`give_back`) or left by a resynchronization.
         self._back = b""
+        self._at = 0
+        self._read_block, self._block_size = _block_reader(f)
 
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes (fewer only at the end); a failing read ends the data.
@@ -69,10 +97,15 @@ class ByteStream:
         Never asks the file for more than :data:`READ_CHUNK` at once, so memory follows
         the bytes the file really has, whatever a length field claimed.
         """
-        if self._back:
-            data, self._back = self._back[:n], self._back[n:]
+        back = self._back
+        if back:
+            at = self._at
+            data = back[at : at + n]
             if len(data) == n:
+                self._at = at + n
                 return data
+            self._back = b""
+            self._at = 0
             return data + self.read(n - len(data))
         parts = []
         got = 0
@@ -95,6 +128,44 @@ class ByteStream:
             parts.append(more)
             got += len(more)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    # -- blocks, for the format loops' fast paths --------------------------------------
+
+    def block(self) -> tuple[bytes, int]:
+        """The next piece of the data as ``(buffer, start)``: what was given back or
+        pushed back first, else one read of the file; ``(b"", 0)`` at the end.
+
+        The format loops walk the records inside it with ``struct.unpack_from`` and
+        hand whatever they cannot finish (a record cut by the block's end, anything
+        unusual) back with :meth:`give_back`, to read it with :meth:`read` as before.
+        """
+        back = self._back
+        if back:
+            at = self._at
+            self._back = b""
+            self._at = 0
+            if at < len(back):
+                return back, at
+        if self.stopped:
+            return b"", 0
+        try:
+            data = self._read_block(self._block_size)
+        except _READ_ERRORS as exc:
+            self._fail(exc)
+            return b"", 0
+        if type(data) is not bytes:
+            data = bytes(data or b"")  # a bytearray from a wrapper; None (no data)
+        return data, 0
+
+    def give_back(self, buf: bytes, at: int) -> None:
+        """Make ``buf[at:]`` the next bytes read, without copying them."""
+        if at < len(buf):
+            if self._back:
+                self._back = buf[at:] + self._back[self._at :]
+                self._at = 0
+            else:
+                self._back = buf
+                self._at = at
 
     def _chunk(self, n: int) -> bytes:
         """One read from the file; b"" at its end, or once reading has failed.
@@ -176,7 +247,8 @@ class ByteStream:
                 return None
             verdict = ok(window, i)
             if verdict == 1:
-                self._back = window[i:] + self._back
+                self._back = window[i:] + self._back[self._at :]
+                self._at = 0
                 return base + i
             if verdict < 0 and not eof:
                 if grow():
