@@ -202,3 +202,40 @@ def test_absurd_length_across_a_block_end_is_skipped_to_the_next_record() -> Non
         assert "skipped 3 bytes" in stats.anomaly_details[0]
         assert [p.data for p in packets] == [r[2] for r in records]
         assert [p.index for p in packets] == list(range(1, len(records) + 1))
+
+
+def test_pcapng_timestamps_of_interleaved_interfaces() -> None:
+    """Two interfaces with different resolutions and offsets, packets alternating
+    between them, counts crossing a 2^32 boundary of the low timestamp word and
+    seconds boundaries: each packet's time is its own interface's count divided by its
+    own units (``if_tsresol``) plus its offset (``if_tsoffset``)."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def idb(linktype: int, tsresol: int, offset: int) -> bytes:
+        opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HHq", 14, 8, offset)
+        return block(1, struct.pack("<HHI", linktype, 0, 0) + opts + b"\0" * 4)
+
+    ifaces = [(1, 6, 0, 10**6), (101, 9, 1_000_000, 10**9)]  # linktype, tsresol, offset, units
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    out += [idb(lt, r, off) for lt, r, off, _ in ifaces]
+    want = []
+    # Both counts start alike, so a packet of one interface can fall in the second
+    # the last packet of the other fell in; now and then a count jumps by exactly
+    # 2^32 (same low word, next high word).
+    ticks = [(1 << 32) - 3000 * 997] * 2
+    for i in range(6000):
+        iid = i % 2 if i < 4000 else (i // 7) % 2
+        lt, _, off, units = ifaces[iid]
+        step = 997 if iid == 0 else 1_000_003
+        t = ticks[iid] = ticks[iid] + (1 << 32 if i % 500 == 499 else step)
+        data = bytes([i & 0xFF]) * (40 + i % 50)
+        head = struct.pack("<IIIII", iid, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
+        out.append(block(6, head + data))
+        want.append((t // units + off + (t % units) / units, lt, data, iid, i + 1))
+    for source in (b"".join(out), Trickle(b"".join(out), 4099)):
+        packets, stats = read_all(source)
+        assert not stats.anomalies
+        assert [(p.timestamp, p.linktype, p.data, p.interface, p.index) for p in packets] == want

@@ -76,16 +76,96 @@ class _Interface:
         self.offset = offset
 
 
+#: Per byte order: an Enhanced Packet Block's header and fixed fields (type, length,
+#: interface, timestamp high and low, captured and original length), and one 32-bit
+#: word (the repeated length), for walking blocks inside a buffer.
+_STRUCTS = {
+    e: (struct.Struct(e + "IIIIIII").unpack_from, struct.Struct(e + "I").unpack_from) for e in "<>"
+}
+
+
 def pcapng_records(stream: ByteStream) -> Iterator[Packet]:
     """The packets of a pcapng file whose first four bytes (the first Section Header
     Block's type) were already consumed by sniffing; damage is counted in
-    ``stream.stats`` and ends or skips, never raises."""
+    ``stream.stats`` and ends or skips, never raises.
+
+    Enhanced Packet Blocks, nearly all of a capture, are walked inside a block of the
+    file (:meth:`ByteStream.block`) with ``struct.unpack_from``. Every other block, an
+    Enhanced Packet Block cut by the block's end, and anything unusual about one, are
+    given back to the stream and read block by block by the general code below the
+    walk, so every rule about damage lives in one place.
+    """
     stats = stream.stats
     endian = "<"
+    fixed, word = _STRUCTS[endian]
     interfaces: list[_Interface] = []
     index = 0
     first = True
+    new = object.__new__
+    buf = b""
+    pos = end = 0
+    # The second the last packet fell in, for its interface: packets with the same
+    # interface, the same high timestamp word and a low word inside
+    # [lo_start, lo_start + units) are in that second, ``lo - lo_start`` units into
+    # it. This gives exactly the seconds and remainder of dividing the 64-bit count,
+    # without the big-integer arithmetic per packet.
+    c_iid = c_hi = c_lo0 = c_lo1 = c_units = c_linktype = -1
+    c_base = 0
     while True:
+        # The Enhanced Packet Blocks inside the block, while all is as it should be: a
+        # sane length repeated at the end, a captured length that fits, a known
+        # interface that was not damaged. (``nxt <= end`` also bounds the length: no
+        # buffer comes near MAX_RECORD.)
+        while pos + 28 <= end:
+            btype, blen, iid, hi, lo, cap, orig = fixed(buf, pos)
+            nxt = pos + blen
+            if btype != _EPB or nxt > end or blen < 32 or blen & 3 or cap > blen - 32:
+                break
+            if word(buf, nxt - 4)[0] != blen:
+                break
+            if iid == c_iid and hi == c_hi and c_lo0 <= lo < c_lo1:
+                ts = c_base + (lo - c_lo0) / c_units
+            else:
+                if iid >= len(interfaces):
+                    break
+                iface = interfaces[iid]
+                if iface.linktype < 0:
+                    break
+                units = iface.units
+                if units:
+                    sec, rem = divmod((hi << 32) | lo, units)
+                    ts = sec + iface.offset + rem / units
+                    c_iid, c_hi, c_units, c_linktype = iid, hi, units, iface.linktype
+                    c_lo0 = lo - rem
+                    c_lo1 = c_lo0 + units
+                    c_base = sec + iface.offset
+                else:
+                    ts = 0.0  # the interface's timestamp resolution is damaged (counted)
+                    c_iid = -1
+            index += 1
+            # Built without calling __init__ (see pcap.py); every field is set here.
+            pkt = new(Packet)
+            pkt.timestamp = ts
+            pkt.linktype = c_linktype if iid == c_iid else interfaces[iid].linktype
+            pkt.data = buf[pos + 28 : pos + 28 + cap]
+            pkt.orig_len = orig if orig > cap else cap
+            pkt.index = index
+            pkt.interface = iid
+            pos = nxt
+            stats.packets += 1
+            stats.bytes += cap
+            yield pkt
+        if pos == end and not first:
+            buf, pos = stream.block()
+            end = len(buf)
+            if not end:
+                return
+            continue
+        # One block by the general rules (it may start a section or add an interface).
+        c_iid = -1
+        stream.give_back(buf, pos)
+        buf = b""
+        pos = end = 0
         if first:
             head = b"\x0a\x0d\x0d\x0a" + stream.read(4)
             first = False
@@ -109,6 +189,7 @@ def pcapng_records(stream: ByteStream) -> Iterator[Packet]:
             else:
                 stats.anomaly("bad section header", f"byte-order magic {bom.hex()}")
                 return
+            fixed, word = _STRUCTS[endian]
             (blen,) = struct.unpack(endian + "I", head[4:])
             if blen < 28 or blen % 4 or blen > MAX_RECORD:
                 stats.anomaly("bad block length", f"section header block length {blen}")
@@ -160,11 +241,11 @@ def pcapng_records(stream: ByteStream) -> Iterator[Packet]:
             interfaces.append(iface)
         elif btype in (_EPB, _PB):
             index += 1
-            pkt = _parse_epb(stats, endian, body, btype, interfaces, index)
-            if pkt is not None:
+            parsed = _parse_epb(stats, endian, body, btype, interfaces, index)
+            if parsed is not None:
                 stats.packets += 1
-                stats.bytes += len(pkt.data)
-                yield pkt
+                stats.bytes += len(parsed.data)
+                yield parsed
         elif btype == _SPB:
             index += 1
             if not interfaces or len(body) < 4:
