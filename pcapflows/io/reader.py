@@ -4,8 +4,9 @@ Only the file header can make reading fail (:class:`~pcapflows.errors.CaptureErr
 raised when the :class:`CaptureReader` is made). After that, damage never raises: a
 truncated last record, an absurd length or a broken pcapng block is counted in the
 :class:`~pcapflows.stats.ReadStats` and reading stops or skips, having yielded every
-record before it. Memory is bounded: the file is never read whole, and no length field
-is trusted to size an allocation before it is checked against hard caps.
+record before it. Memory is bounded: the file is read a block at a time, never whole,
+and no length field is trusted to size an allocation before it is checked against hard
+caps.
 
 This module only wires the pieces together, each in a module of its own (as pcapgo
 keeps its ``Reader`` and ``NgReader`` apart):

@@ -11,7 +11,12 @@ so they live here once instead of in each loop:
   file really has;
 * resynchronisation after a damaged record or block header: a forward scan for the next
   position where a format-specific test finds a valid record, the bytes from there
-  pushed back so the format loop simply reads on.
+  pushed back so the format loop simply reads on;
+* blocks (:meth:`ByteStream.block`): the common case, a whole record inside what one
+  read returned, is walked in place by the format loops, two Python-level reads per
+  record being most of what reading cost; what they cannot finish they give back
+  (:meth:`ByteStream.give_back`, no copy) and read with :meth:`ByteStream.read`.
+  At most one block (:data:`BLOCK`) plus one record is held at a time.
 """
 
 from __future__ import annotations
