@@ -9,6 +9,7 @@ The truth is the list of records each capture was built from, not pcapflows.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import struct
@@ -239,3 +240,18 @@ def test_pcapng_timestamps_of_interleaved_interfaces() -> None:
         packets, stats = read_all(source)
         assert not stats.anomalies
         assert [(p.timestamp, p.linktype, p.data, p.interface, p.index) for p in packets] == want
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_every_packet_field_is_set(fmt: str) -> None:
+    """The record loops build a Packet field by field: each field must be there, and
+    a packet compares equal to one made with the constructor."""
+    records = make_records([60, 1514])
+    data = pcap_file(records) if fmt == "pcap" else pcapng_file(records)
+    packets, _ = read_all(data)
+    want = [Packet(t, 1, d, o, i) for t, d, o, i in expected(records)]
+    assert packets == want
+    for p in packets:
+        assert {f.name for f in dataclasses.fields(Packet)} == {
+            name for name in Packet.__slots__ if hasattr(p, name)
+        }
