@@ -18,6 +18,11 @@ class Packet:
     (larger than ``len(data)`` when the snap length cut the frame). ``index`` is the
     1-based record number, the same number Wireshark shows as the frame number.
     ``interface`` is the pcapng interface id (0 for classic pcap).
+
+    The record loops in :mod:`~pcapflows.io.pcap` and :mod:`~pcapflows.io.pcapng` make
+    one per frame with ``object.__new__`` and set every field themselves, skipping the
+    generated ``__init__`` (a Python-level call that was the largest single cost of
+    reading): a field added here must be set there too.
     """
 
     timestamp: float
