@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcptable import CAPTURES, CORPUS, have_corpus
+from tcptable import CAPTURES, corpus_params
 
 import pcapflows
 from pcapflows.decode.decoder import Decoder
@@ -59,22 +59,10 @@ def assert_same(packets: list[Packet]) -> Outcome:
 
 # -- every capture -------------------------------------------------------------------------
 
-
-def _corpus() -> list[object]:
-    if not have_corpus():
-        return [pytest.param(None, marks=pytest.mark.corpus, id="<no corpus>")]
-    names = (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
-    return [
-        pytest.param(CORPUS / n.split("\t")[0], marks=pytest.mark.corpus, id=n.split("\t")[0])
-        for n in names
-        if n.strip()
-    ]
-
-
 OURS = sorted(p for p in CAPTURES.iterdir() if ".pcap" in p.name)
 
 
-@pytest.mark.parametrize("path", [*_corpus(), *OURS], ids=str)
+@pytest.mark.parametrize("path", [*corpus_params(), *OURS], ids=str)
 def test_every_capture_decodes_the_same_on_both_paths(path: Path | None) -> None:
     assert path is not None
     try:
