@@ -9,9 +9,9 @@
 Captures come from ``bench/gencap.py`` (seeded, so the same every time) and are cached
 under ``--workdir`` (``bench/.cache/`` by default, ignored by git) with their truth.
 
-Each round runs every tool once on a capture, each in its own process, in an order that
-rotates from round to round; the rounds alternate the tools so that whatever else the
-machine does falls on all of them alike. The tools:
+Each round runs every tool once on every capture, each in its own process, in an order
+that rotates from round to round, so that whatever else the machine does falls on all
+tools and all captures alike. The tools:
 
 - ``read``: ``pcapflows.read(capture)``, every flow, ``len(content)`` of every message.
 - ``cli``: ``python -m pcapflows CAPTURE > /dev/null``, the listing.
@@ -308,66 +308,84 @@ def tool_argv(
     return [py, me, "--child", "dpkt", str(capture)], None
 
 
-def bench_capture(
-    name: str,
-    capture: Path,
-    tools: list[str],
-    rounds: int,
-    tcpflow: str | None,
-    scratch_root: Path,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """All rounds on one capture; returns its facts and per tool the measured runs."""
+def capture_facts(name: str, capture: Path) -> dict[str, Any]:
+    """What the table says of a capture, from its truth."""
     truth = load_truth(capture)
-    facts = {
+    return {
         "name": name,
         "packets": truth["packets"],
         "bytes": truth["bytes"],
         "connections": len(truth["connections"]),
         "concurrency": truth["params"]["concurrency"],
     }
-    del truth
-    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+
+
+def measure(
+    facts: dict[str, Any],
+    capture: Path,
+    tool: str,
+    tcpflow: str | None,
+    scratch_root: Path,
+) -> dict[str, Any]:
+    """One run of one tool on one capture, checked (read() against the truth)."""
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=scratch_root) as d:
+        scratch = Path(d)
+        if tool == "tcpflow":
+            (scratch / "tcpflow").mkdir()
+        argv, stdout = tool_argv(tool, capture, scratch, tcpflow or "tcpflow")
+        m = run_measured(argv, stdout, scratch)
+        if m["rc"] != 0:
+            raise Failure(
+                f"{tool} on {capture.name} exited {m['rc']}: {shlex.join(argv)}\n{m['stderr']}"
+            )
+        if tool in ("read", "dpkt"):
+            m["result"] = json.loads(m["stdout"].strip().splitlines()[-1])
+        if tool == "read":
+            m["wall"] -= m["result"]["check_seconds"]
+            t = load_truth(capture)
+            problems = check_read(t, scratch / "summary.jsonl", m["result"])
+            del t
+            if problems:
+                raise Failure(
+                    f"pcapflows.read differs from the truth of {capture.name} "
+                    f"({len(problems)} problems):\n  " + "\n  ".join(problems[:30])
+                )
+        if tool == "dpkt" and m["result"]["packets"] != facts["packets"]:
+            raise Failure(f"dpkt loop read {m['result']['packets']} packets")
+        if tool == "tcpflow":
+            m["files"] = sum(1 for p in (scratch / "tcpflow").iterdir())
+    return m
+
+
+def bench_all(
+    captures: list[tuple[str, Path]],
+    tools: list[str],
+    rounds: int,
+    tcpflow: str | None,
+    scratch_root: Path,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Every round runs every tool on every capture, the tools' order rotating from
+    round to round: what else the machine does then falls on all captures alike, so
+    that ratios between captures (the doubling check) are as fair as ratios between
+    tools. Returns per capture its facts and per tool the measured runs."""
+    results = [
+        {"facts": capture_facts(n, path), "runs": {t: [] for t in tools}} for n, path in captures
+    ]
     for r in range(rounds):
         order = tools[r % len(tools) :] + tools[: r % len(tools)]
-        for tool in order:
-            if tool == "tcpflow" and tcpflow is None:
-                continue
-            with tempfile.TemporaryDirectory(prefix="bench-", dir=scratch_root) as d:
-                scratch = Path(d)
-                if tool == "tcpflow":
-                    (scratch / "tcpflow").mkdir()
-                argv, stdout = tool_argv(tool, capture, scratch, tcpflow or "tcpflow")
-                m = run_measured(argv, stdout, scratch)
-                if m["rc"] != 0:
-                    raise Failure(
-                        f"{tool} on {capture.name} exited {m['rc']}: {shlex.join(argv)}\n"
-                        f"{m['stderr']}"
-                    )
-                if tool in ("read", "dpkt"):
-                    result = json.loads(m["stdout"].strip().splitlines()[-1])
-                    m["result"] = result
-                if tool == "read":
-                    m["wall"] -= m["result"]["check_seconds"]
-                    t = load_truth(capture)
-                    problems = check_read(t, scratch / "summary.jsonl", m["result"])
-                    del t
-                    if problems:
-                        raise Failure(
-                            f"pcapflows.read differs from the truth of {capture.name} "
-                            f"({len(problems)} problems):\n  " + "\n  ".join(problems[:30])
-                        )
-                if tool == "dpkt" and m["result"]["packets"] != facts["packets"]:
-                    raise Failure(f"dpkt loop read {m['result']['packets']} packets")
-                if tool == "tcpflow":
-                    m["files"] = sum(1 for p in (scratch / "tcpflow").iterdir())
-            runs[tool].append(m)
-            check = "  (checked: equal to the truth)" if tool == "read" else ""
-            log(
-                f"  {name} round {r + 1}/{rounds} {tool:8s} {m['wall']:8.2f} s "
-                f"{m['rss']:8.1f} MiB{check}"
-            )
-    return {"facts": facts, "runs": runs}
+        for (name, capture), result in zip(captures, results, strict=True):
+            for tool in order:
+                if tool == "tcpflow" and tcpflow is None:
+                    continue
+                m = measure(result["facts"], capture, tool, tcpflow, scratch_root)
+                result["runs"][tool].append(m)
+                check = "  (checked: equal to the truth)" if tool == "read" else ""
+                log(
+                    f"  {name} round {r + 1}/{rounds} {tool:8s} {m['wall']:8.2f} s "
+                    f"{m['rss']:8.1f} MiB{check}"
+                )
+    return results
 
 
 def summarize(result: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -566,10 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    results = []
     try:
-        for n, path in captures:
-            results.append(bench_capture(n, path, tools, args.rounds, tcpflow, scratch, log))
+        results = bench_all(captures, tools, args.rounds, tcpflow, scratch, log)
     except Failure as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
