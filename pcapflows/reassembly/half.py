@@ -93,6 +93,20 @@ RETRANSMISSION = 1
 #: Not placed: its sequence number is implausible (see :meth:`HalfStream.bound`).
 REFUSED = 2
 
+# What the decision (:meth:`HalfStream._classify`) makes of a segment, before anything
+# is done with it; each has one action.
+#: The next bytes of a started stream, nothing buffered: delivered at once.
+IN_ORDER = 0
+#: The first segment of the direction, or a SYN: it starts (or moves) the stream.
+START = 1
+#: A sequence number no receiver would have accepted: held back until confirmed.
+IMPLAUSIBLE = 2
+#: No payload and no FIN (an ACK, a RST): it only moves the unwrapping.
+EMPTY = 3
+#: Anything else (a FIN, bytes below the start, a retransmission, bytes ahead of a
+#: hole): cut into parts, each placed by its own action (:meth:`HalfStream._place`).
+PLACE = 4
+
 
 class BufferPool:
     """Bytes held above holes by a set of half-streams together (an assembler's), kept
@@ -371,40 +385,96 @@ class HalfStream:
 
         ``missing`` payload bytes followed ``payload`` on the wire but were not captured.
         """
+        events: list[Event] = []
+        return events, self.take(seq, payload, missing, syn, fin, timestamp, order, events)
+
+    def take(
+        self,
+        seq: int,
+        payload: bytes,
+        missing: int,
+        syn: bool,
+        fin: bool,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> int:
+        """:meth:`segment`, appending the events to ``events`` (one list for a whole
+        packet, instead of one per level that the caller then copies).
+
+        First the decision (:meth:`_classify`), then one action for what was decided, as
+        gopacket's assembler does: nothing is changed before it is known where the
+        segment goes.
+        """
+        kind, off = self._classify(seq, payload, missing, syn, fin)
+        if kind == IN_ORDER:
+            self._append(seq, off, payload, timestamp, order, events)
+            return NEW
+        if kind == IMPLAUSIBLE:
+            s = _Suspect(off, seq, payload, missing, fin, timestamp, order)
+            return self._suspicious(s, events)
+        if kind == START:
+            return self._place(seq, payload, missing, syn, fin, timestamp, order, events)
+        # A plausible segment: an implausible one held back is not confirmed by it.
+        if self._suspect is not None:
+            self._drop_suspect()
+        if kind == EMPTY:
+            self._advance(seq)
+            return NEW
+        return self._place(seq, payload, missing, syn, fin, timestamp, order, events)
+
+    def _classify(
+        self, seq: int, payload: bytes, missing: int, syn: bool, fin: bool
+    ) -> tuple[int, int]:
+        """What a segment is (:data:`IN_ORDER`, :data:`START`, :data:`IMPLAUSIBLE`,
+        :data:`EMPTY` or :data:`PLACE`), and its offset (0 for :data:`START`).
+
+        :data:`IN_ORDER` is tested first because nearly every data segment of a healthy
+        capture is one: the next bytes, nothing buffered that they could overlap or that
+        would have to come first, no FIN to clip at, nothing held back as implausible.
+        """
         unwrap = self._seq
-        if unwrap is not None and not syn:
-            off = unwrap.offset(seq)
-            if (
-                off == self.next
-                and payload
-                and not missing
-                and not fin
-                and not self._pending
-                and self._suspect is None
-                and self.fin_offset is None
-                and off >= self.low
-                and (self.anchored or self._data_seen)
-            ):
-                # The common case: the next bytes in order, nothing waiting.
-                unwrap.advance(seq)
-                self._data_seen = True
-                end = off + len(payload)
-                if end > self.high:
-                    self.high = end
-                events: list[Event] = [
-                    Data(self.conn, self.direction, off, payload, timestamp, order)
-                ]
-                self._delivered(payload)
-                return events, NEW
-            if not self._plausible(off, len(payload) + missing):
-                return self._suspicious(_Suspect(off, seq, payload, missing, fin, timestamp, order))
-            if self._suspect is not None:
-                self._drop_suspect()
-            if not payload and not missing and not fin:
-                # An empty segment (a pure ACK, a RST): it only moves the unwrapping.
-                unwrap.advance(seq)
-                return [], NEW
-        return self._place(seq, payload, missing, syn, fin, timestamp, order)
+        if unwrap is None or syn:
+            # The first segment, or a SYN: it fixes (or moves) the stream's start and is
+            # never judged against a window it defines itself.
+            return START, 0
+        off = unwrap.offset(seq)
+        if (
+            off == self.next
+            and payload
+            and not missing
+            and not fin
+            and not self._pending
+            and self._suspect is None
+            and self.fin_offset is None
+            and off >= self.low
+            and (self.anchored or self._data_seen)
+        ):
+            return IN_ORDER, off
+        if not self._plausible(off, len(payload) + missing):
+            return IMPLAUSIBLE, off
+        if not payload and not missing and not fin:
+            return EMPTY, off
+        return PLACE, off
+
+    def _advance(self, seq: int) -> int:
+        """The offset of ``seq``, moving the unwrapping forward (a started stream)."""
+        unwrap = self._seq
+        assert unwrap is not None
+        return unwrap.advance(seq)
+
+    def _append(
+        self, seq: int, off: int, payload: bytes, timestamp: float, order: int, events: list[Event]
+    ) -> None:
+        """Action for :data:`IN_ORDER`: the bytes are delivered as they are, without being
+        buffered first (gopacket delivers in-order bytes at once too)."""
+        self._advance(seq)
+        self._data_seen = True
+        end = off + len(payload)
+        if end > self.high:
+            self.high = end
+        events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+        self._delivered(payload)
 
     def _plausible(self, off: int, length: int) -> bool:
         top = self.high if self.high > self.next else self.next
@@ -413,8 +483,9 @@ class HalfStream:
         b = self.bound()
         return off <= top + b and off + length >= min(self.next, self.low) - b
 
-    def _suspicious(self, s: _Suspect) -> tuple[list[Event], int]:
-        """An implausible segment: held back, unless a second packet confirms the jump.
+    def _suspicious(self, s: _Suspect, events: list[Event]) -> int:
+        """Action for :data:`IMPLAUSIBLE`: the segment is held back, unless a second
+        packet confirms the jump.
 
         A later segment of this direction that goes on from it (starts after it, within
         the window of its end), or the peer acknowledging exactly its start or at least
@@ -426,8 +497,9 @@ class HalfStream:
         if ack is not None and ack[0] == s.off and self._believable(s.off):
             self._suspect_ack = None
             self._drop_suspect()
-            events, status = self._confirm(s)
-            return events + self.acked_to_offset(ack[0], ack[1]), status
+            status = self._confirm(s, events)
+            self._ack_offset(ack[0], ack[1], events)
+            return status
         prev = self._suspect
         if (
             prev is not None
@@ -435,23 +507,22 @@ class HalfStream:
             and self._believable(prev.off)
         ):
             self._suspect = None
-            events, _ = self._confirm(prev)
-            more, status = self._confirm(s)
-            return events + more, status
+            self._confirm(prev, events)
+            return self._confirm(s, events)
         self._drop_suspect()
         self._suspect = s
-        return [], REFUSED
+        return REFUSED
 
     def _believable(self, off: int) -> bool:
         """Whether a jump to ``off`` may be believed once confirmed."""
         top = self.high if self.high > self.next else self.next
         return off - top <= MAX_JUMP and min(self.next, self.low) - off <= MAX_JUMP
 
-    def _confirm(self, s: _Suspect) -> tuple[list[Event], int]:
+    def _confirm(self, s: _Suspect, events: list[Event]) -> int:
         """Place a segment whose jump was confirmed; remember it for the connection's
         flags (it was reported as refused when it arrived)."""
         self.confirmed.append(s)
-        return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order)
+        return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order, events)
 
     def _drop_suspect(self) -> None:
         s = self._suspect
@@ -478,152 +549,233 @@ class HalfStream:
         fin: bool,
         timestamp: float,
         order: int,
-    ) -> tuple[list[Event], int]:
-        """The body of :meth:`segment`, for a segment judged plausible (or confirmed)."""
-        events: list[Event] = []
-        if self._seq is None:
-            # SYN occupies one sequence number, so data starts one after it.
-            self._seq = Unwrapper(seq, -1 if syn else 0)
-            self.anchored = syn
-        if syn and not self.syn_seen:
-            self.syn_seen = True
-            self.isn = seq
-            if not self.anchored and self.delivered == 0 and not self._pending:
-                # Only empty packets so far (say a stray ACK with its own numbering):
-                # the SYN defines the stream; what was learnt moves with it.
-                # A FIN or an acknowledgment below the SYN was not about this stream.
-                shift = -1 - self._seq.offset(seq)
-                if self.fin_offset is not None:
-                    self.fin_offset += shift
-                    if self.fin_offset < 0:
-                        self.fin_offset = None
-                if self.acked_to is not None:
-                    self.acked_to += shift
-                    if self.acked_to < 0:
-                        self.acked_to = None
-                self._seq = Unwrapper(seq, -1)
-                self.next = self.low = self.high = 0
-                self._tail_start = 0
-                self._holes = []
-                self.anchored = True
-            elif not self.anchored:
-                # A SYN captured after other packets of this side: it fixes the start.
-                s0 = self._seq.offset(seq) + 1
-                if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
-                    if s0 < self.low:
-                        self._hole(s0, self.low - s0, timestamp, events, "unseen")
-                        self.low = s0
-                    self.anchored = True
-        off = self._seq.advance(seq)
-        if syn:
-            off += 1
+        events: list[Event],
+    ) -> int:
+        """Action for :data:`START` and :data:`PLACE` (and a confirmed jump).
+
+        The segment is cut into parts, in stream order, and each part gets its own
+        action: what lies at or beyond the FIN is not the stream (:meth:`_clip_at_fin`);
+        what lies below the stream's start grows it downwards or is only counted
+        (:meth:`_below_start`); what lies below the next byte was delivered already and
+        is compared with it (:meth:`_below_next`); the rest is new, delivered at once
+        when it is next in order and queued above the hole otherwise (:meth:`_new`).
+        """
+        off = self._locate(seq, syn, timestamp, events)
         length = len(payload) + missing
         end = off + length
         if fin and self.fin_offset is None and (end >= self.low or not self.syn_seen):
             # The first FIN ends the stream, unless it lies below the SYN (a FIN sent
             # before the SYN-ACK is an evasion trick, not this stream's end).
-            self.fin_offset = end
-            self._retract_from(end, events)
-            self._drop_after(end)
+            self._end_at(end, events)
         elif self.fin_offset is not None and end > self.fin_offset:
-            # Bytes beyond the FIN are not part of the stream.
-            keep = max(self.fin_offset - off, 0)
-            self.after_fin += max(len(payload) - keep, 0)
-            if keep < len(payload):
-                payload = payload[:keep]
-                missing = 0
-            else:
-                missing = keep - len(payload)
-            length = keep
+            payload, missing = self._clip_at_fin(off, payload, missing, self.fin_offset)
+            length = len(payload) + missing
             end = off + length
         if length == 0:
-            return events, NEW
+            return NEW
+        self._see_data(off, end)
+        if off < self.low:
+            cut = self._below_start(off, payload, missing, length, timestamp, order, events)
+            if cut == length:
+                return RETRANSMISSION
+            payload, missing = _trim(payload, missing, cut)
+            off += cut
+        status = NEW
+        if off < self.next:
+            status = RETRANSMISSION
+            if self._below_next(off, end, payload, length, fin, timestamp, order, events):
+                return RETRANSMISSION
+            payload, missing = _trim(payload, missing, self.next - off)
+            off = self.next
+        if self._new(off, end, payload, missing, timestamp, order, events):
+            status = RETRANSMISSION
+        self._deliver(events)
+        if self.buffered > self._max_buffer:
+            self._skip_to_pending(timestamp, events, "limit")
+        return status
+
+    def _locate(self, seq: int, syn: bool, timestamp: float, events: list[Event]) -> int:
+        """The offset of a segment's first byte of data; the first segment starts the
+        sequence space, and a first SYN fixes where the stream starts."""
+        if self._seq is None:
+            # SYN occupies one sequence number, so data starts one after it.
+            self._seq = Unwrapper(seq, -1 if syn else 0)
+            self.anchored = syn
+        if syn and not self.syn_seen:
+            self._first_syn(seq, timestamp, events)
+        off = self._advance(seq)
+        return off + 1 if syn else off
+
+    def _first_syn(self, seq: int, timestamp: float, events: list[Event]) -> None:
+        """The first SYN of this direction: it defines offset 0."""
+        assert self._seq is not None
+        self.syn_seen = True
+        self.isn = seq
+        if not self.anchored and self.delivered == 0 and not self._pending:
+            # Only empty packets so far (say a stray ACK with its own numbering):
+            # the SYN defines the stream; what was learnt moves with it.
+            # A FIN or an acknowledgment below the SYN was not about this stream.
+            shift = -1 - self._seq.offset(seq)
+            if self.fin_offset is not None:
+                self.fin_offset += shift
+                if self.fin_offset < 0:
+                    self.fin_offset = None
+            if self.acked_to is not None:
+                self.acked_to += shift
+                if self.acked_to < 0:
+                    self.acked_to = None
+            self._seq = Unwrapper(seq, -1)
+            self.next = self.low = self.high = 0
+            self._tail_start = 0
+            self._holes = []
+            self.anchored = True
+        elif not self.anchored:
+            # A SYN captured after other packets of this side: it fixes the start.
+            s0 = self._seq.offset(seq) + 1
+            if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
+                if s0 < self.low:
+                    self._hole(s0, self.low - s0, timestamp, events, "unseen")
+                    self.low = s0
+                self.anchored = True
+
+    def _end_at(self, fin_offset: int, events: list[Event]) -> None:
+        """The first FIN: the stream ends at ``fin_offset``; gaps declared and bytes
+        buffered at or beyond it were not the stream."""
+        self.fin_offset = fin_offset
+        self._retract_from(fin_offset, events)
+        self._drop_after(fin_offset)
+
+    def _clip_at_fin(
+        self, off: int, payload: bytes, missing: int, fin_offset: int
+    ) -> tuple[bytes, int]:
+        """The part of a segment below the FIN; the captured bytes beyond it are
+        counted (``after_fin``)."""
+        keep = max(fin_offset - off, 0)
+        self.after_fin += max(len(payload) - keep, 0)
+        if keep < len(payload):
+            return payload[:keep], 0
+        return payload, keep - len(payload)
+
+    def _see_data(self, off: int, end: int) -> None:
+        """A segment with data (after clipping): the first one of a stream picked up
+        mid-stream starts it (not the first empty ACK, whose number may be the FIN's or
+        beyond)."""
         if not self.anchored and not self._data_seen:
-            # Mid-stream: the first bytes seen (not the first empty ACK, whose number
-            # may be the FIN's or beyond) start the stream.
             self.low = self.next = self._tail_start = off
             self.high = end
         self._data_seen = True
         if end > self.high:
             self.high = end
-        if off < self.low:
-            cut = min(self.low - off, length)
-            captured = min(cut, len(payload))
-            if not self.anchored and self.low - off <= PREFIX_WINDOW:
-                # Earlier bytes of a stream picked up mid-stream: the stream grows down.
-                top = off + cut
-                if top < self.low:
-                    self._hole(top, self.low - top, timestamp, events, "unseen")
-                self._emit(off, payload[:cut], max(0, cut - len(payload)), timestamp, order, events)
-                self.low = off
-            elif self.successor:
-                # Bytes the finished connection before this one already had.
-                self.duplicate += captured
-            else:
-                # Before the SYN, or too far below the start to believe.
-                self.before_start += captured
-            if cut == length:
-                return events, RETRANSMISSION
-            if cut < len(payload):
-                payload = payload[cut:]
-            else:
-                missing -= cut - len(payload)
-                payload = b""
-            off += cut
-        status = NEW
-        if off < self.next:
-            status = RETRANSMISSION
-            overlap = min(end, self.next) - off
-            if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
-                # A keep-alive probe: one garbage byte (or none) below the next
-                # expected byte. It is not data and not a conflict.
-                self.keepalives += 1
-                self.duplicate += len(payload)
-                return events, RETRANSMISSION
-            old = payload[:overlap]
-            filled = self._fill_holes(off, old, timestamp, order, events)
-            differ = self._check_delivered(off, old, timestamp, events)
-            rest = len(old) - filled - differ
-            # Below holes forgotten for want of room, a byte may have been a late fill:
-            # what it was cannot be told, because a limit discarded what would tell.
-            lost = min(max(0, min(off + len(old), self._tail_start, self._forgotten) - off), rest)
-            self.limit += lost
-            self.duplicate += rest - lost
-            self.conflict += differ
-            if end <= self.next:
-                return events, RETRANSMISSION
-            cut = self.next - off
-            if cut < len(payload):
-                payload = payload[cut:]
-            else:
-                missing -= cut - len(payload)
-                payload = b""
-            off = self.next
+
+    def _below_start(
+        self,
+        off: int,
+        payload: bytes,
+        missing: int,
+        length: int,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> int:
+        """The part below the stream's lowest offset; return its length."""
+        cut = min(self.low - off, length)
+        captured = min(cut, len(payload))
+        if not self.anchored and self.low - off <= PREFIX_WINDOW:
+            # Earlier bytes of a stream picked up mid-stream: the stream grows down.
+            top = off + cut
+            if top < self.low:
+                self._hole(top, self.low - top, timestamp, events, "unseen")
+            self._emit(off, payload[:cut], max(0, cut - len(payload)), timestamp, order, events)
+            self.low = off
+        elif self.successor:
+            # Bytes the finished connection before this one already had.
+            self.duplicate += captured
+        else:
+            # Before the SYN, or too far below the start to believe.
+            self.before_start += captured
+        return cut
+
+    def _below_next(
+        self,
+        off: int,
+        end: int,
+        payload: bytes,
+        length: int,
+        fin: bool,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> bool:
+        """The part below the next byte to deliver (a retransmission): it fills declared
+        gaps, or is compared with what was delivered. Return whether the whole segment
+        was such a part (``length`` is the segment's before its part below the start
+        was cut off)."""
+        overlap = min(end, self.next) - off
+        if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
+            # A keep-alive probe: one garbage byte (or none) below the next
+            # expected byte. It is not data and not a conflict.
+            self.keepalives += 1
+            self.duplicate += len(payload)
+            return True
+        old = payload[:overlap]
+        filled = self._fill_holes(off, old, timestamp, order, events)
+        differ = self._check_delivered(off, old, timestamp, events)
+        rest = len(old) - filled - differ
+        # Below holes forgotten for want of room, a byte may have been a late fill:
+        # what it was cannot be told, because a limit discarded what would tell.
+        lost = min(max(0, min(off + len(old), self._tail_start, self._forgotten) - off), rest)
+        self.limit += lost
+        self.duplicate += rest - lost
+        self.conflict += differ
+        return end <= self.next
+
+    def _new(
+        self,
+        off: int,
+        end: int,
+        payload: bytes,
+        missing: int,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> bool:
+        """The part at or beyond the next byte: delivered at once when it is next and
+        overlaps nothing buffered, otherwise buffered (overlapping pieces keep their
+        first copy). Return whether it overlapped buffered bytes."""
+        overlapped = False
         if payload:
-            if self._insert(off, off + len(payload), payload, timestamp, order, events):
-                status = RETRANSMISSION
+            top = off + len(payload)
+            pend = self._pending
+            if off == self.next and (not pend or top <= pend.first().start):
+                events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+                self._delivered(payload)
+            else:
+                overlapped = self._insert(off, top, payload, timestamp, order, events)
         if missing > 0:
-            self._insert(off + len(payload), end, None, timestamp, order, events)
-        self._deliver(events)
-        if self.buffered > self._max_buffer:
-            self._skip_to_pending(timestamp, events, "limit")
-        return events, status
+            self._insert(end - missing, end, None, timestamp, order, events)
+        return overlapped
 
     def acked(self, ack: int, timestamp: float) -> list[Event]:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
-        if self._seq is None:
-            return []
-        target = self._seq.offset(ack)
+        events: list[Event] = []
+        self.ack(ack, timestamp, events)
+        return events
+
+    def ack(self, ack: int, timestamp: float, events: list[Event]) -> None:
+        """:meth:`acked`, appending the events to ``events``."""
+        unwrap = self._seq
+        if unwrap is None:
+            return
+        target = unwrap.offset(ack)
         if target == self.next and self._suspect_ack is None:
             # The common case: everything delivered so far is acknowledged.
             if self.acked_to is None or target > self.acked_to:
                 self.acked_to = target
-            return []
-        return self.acked_to_offset(target, timestamp)
+            return
+        self._ack_offset(target, timestamp, events)
 
-    def acked_to_offset(self, target: int, timestamp: float) -> list[Event]:
-        """:meth:`acked`, with the acknowledgment already turned into an offset."""
-        events: list[Event] = []
+    def _ack_offset(self, target: int, timestamp: float, events: list[Event]) -> None:
+        """:meth:`ack`, with the acknowledgment already turned into an offset."""
         if not self._plausible(target, 0):
             # Not an acknowledgment any receiver could send, unless a segment held back
             # as implausible (or a second acknowledgment) agrees.
@@ -632,28 +784,28 @@ class HalfStream:
             if s is not None and self._believable(s.off):
                 if target == s.off or s.end <= target <= s.end + b:
                     self._suspect = None
-                    events, _ = self._confirm(s)
-                    return events + self.acked_to_offset(target, timestamp)
+                    self._confirm(s, events)
+                    self._ack_offset(target, timestamp, events)
+                    return
             prev = self._suspect_ack
             if not (
                 prev is not None and prev[0] < target <= prev[0] + b and self._believable(prev[0])
             ):
                 self._drop_suspect_ack()
                 self._suspect_ack = (target, timestamp)
-                return events
+                return
             self._suspect_ack = None
         elif self._suspect_ack is not None:
             self._drop_suspect_ack()
         if self.acked_to is None or target > self.acked_to:
             self.acked_to = target
         if not (self.anchored or self._data_seen):
-            return events
+            return
         if self.fin_offset is not None and target > self.fin_offset:
             target = self.fin_offset
         if target <= self.next:
-            return events
+            return
         self._gap_until(target, timestamp, events)
-        return events
 
     def release(self, timestamp: float, cause: str = "limit") -> list[Event]:
         """Give up on every hole with buffered bytes above it (gaps with ``cause``) and
@@ -979,3 +1131,10 @@ class HalfStream:
         if first > self.next:
             self._gap(first - self.next, timestamp, events, cause)
         self._deliver(events)
+
+
+def _trim(payload: bytes, missing: int, cut: int) -> tuple[bytes, int]:
+    """A segment's ``payload`` and ``missing`` bytes without their first ``cut`` bytes."""
+    if cut < len(payload):
+        return payload[cut:], missing
+    return b"", missing - (cut - len(payload))
