@@ -31,6 +31,54 @@ WELL_KNOWN = 1024
 #: bound keeps a hostile capture from growing the list.
 MAX_TUNNEL_PATHS = 16
 
+# The lifecycle of a connection, as named states and the events that move it, in the
+# manner of h11's ``_state.py``: the rules for opening, closing and reuse are read from
+# one table instead of being spread over flag tests. The facts behind the events (who
+# sent a FIN, whether data was seen, the RST) are still kept: the summary reports them.
+#: SYNs, SYN-ACKs and empty ACKs only.
+OPENING = "opening"
+#: Data was seen (believed), no FIN yet.
+ESTABLISHED = "established"
+#: A side sent a FIN; the connection is not closed until both FINs are acknowledged.
+CLOSING = "closing"
+#: A RST, or both FINs acknowledged: the connection lingers briefly, so that the last
+#: ACK and retransmitted FINs still belong to it (see the assembler's linger).
+CLOSED = "closed"
+
+#: A segment with data was believed.
+GOT_DATA = "data"
+#: A FIN was believed.
+GOT_FIN = "fin"
+#: A RST was believed (applied once the packet is taken, see :meth:`TCPConnection.feed`).
+GOT_RST = "rst"
+#: Both sides' FINs are acknowledged.
+FINS_ACKED = "fins acked"
+#: A closed connection's client retried its SYN with the same ISN.
+SYN_RETRIED = "syn retried"
+
+#: ``TRANSITIONS[state][event]``: the next state; an event not listed leaves the state
+#: as it is (data after a FIN, a RST after both FINs were acknowledged). A retried SYN
+#: reopens a closed connection in the state it would have reached had the close not
+#: happened (see :attr:`TCPConnection.resume`).
+TRANSITIONS: dict[str, dict[str, str]] = {
+    OPENING: {GOT_DATA: ESTABLISHED, GOT_FIN: CLOSING, GOT_RST: CLOSED},
+    ESTABLISHED: {GOT_FIN: CLOSING, GOT_RST: CLOSED},
+    CLOSING: {GOT_RST: CLOSED, FINS_ACKED: CLOSED},
+    CLOSED: {},
+}
+
+#: Whether a SYN (without ACK, and not recognisable as this connection's own: another
+#: ISN, see :meth:`TCPConnection.is_new_connection`) starts a new connection on the same
+#: addresses, by state: during the handshake it is a crossed or retried SYN; after data,
+#: a FIN or a close, it is port reuse (unless, after data, the peer had answered a SYN
+#: of this side with a SYN-ACK).
+SYN_STARTS_NEW: dict[str, bool] = {
+    OPENING: False,
+    ESTABLISHED: True,
+    CLOSING: True,
+    CLOSED: True,
+}
+
 
 @dataclass(slots=True)
 class ConnectionSummary:
@@ -164,10 +212,12 @@ class TCPConnection:
         "last_frame",
         "last_timestamp",
         "paths",
+        "resume",
         "rst_from",
         "rst_timestamp",
         "setup_timestamp",
         "sides",
+        "state",
         "stream",
         "synack_seen_at",
         "touched",
@@ -203,6 +253,11 @@ class TCPConnection:
         self.first_frame = seg.frame
         self.last_frame = seg.frame
         self.has_data = False
+        #: Where the connection is in its lifecycle (see :data:`TRANSITIONS`).
+        self.state = OPENING
+        #: While closed, the state a retried SYN reopens the connection in: the events
+        #: seen after the close still move it.
+        self.resume = OPENING
         #: Tunnel paths seen per direction (a dict for its order); most connections
         #: only ever have ``(0, ())`` and ``(1, ())``.
         self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] = {}
@@ -282,11 +337,31 @@ class TCPConnection:
             s0 = half.offset_of(seg.seq)
             if s0 is not None and 0 <= half.low - (s0 + 1) <= PREFIX_WINDOW:
                 return False
-        if self.closed_at is not None or side.fin or peer.fin:
-            return True
-        if peer.synack and peer.half.started:
+        if self.state == ESTABLISHED and peer.synack and peer.half.started:
             return False
-        return self.has_data
+        return SYN_STARTS_NEW[self.state]
+
+    def _on(self, event: str) -> None:
+        """Move the lifecycle by ``event`` (see :data:`TRANSITIONS`)."""
+        state = self.state
+        if state == CLOSED:
+            if event == SYN_RETRIED:
+                # A retried SYN reopens the attempt the close had ended.
+                self.state = self.resume
+                self.closed_at = None
+                self.close_reason = None
+                self.rst_from = None
+                self.rst_timestamp = None
+            else:
+                self.resume = TRANSITIONS[self.resume].get(event, self.resume)
+            return
+        new = TRANSITIONS[state].get(event, state)
+        if new == CLOSED:
+            self.resume = state
+            self.closed_at = self.last_timestamp
+            self.close_reason = "rst" if event == GOT_RST else "fin"
+            self.closed_attempt = event == GOT_RST and not self.has_data
+        self.state = new
 
     def feed(self, seg: Segment, order: int) -> list[Event]:
         """Take one segment of this connection; return the reassembly events."""
@@ -346,13 +421,16 @@ class TCPConnection:
                 self._mark(e.direction, "G")
             elif isinstance(e, Conflict):
                 self._mark(e.direction, "I")
-        a, b = self.sides
-        if self.closed_at is None and (
-            self.rst_from is not None or (a.fin and b.fin and a.half.fin_acked and b.half.fin_acked)
-        ):
-            self.closed_at = self.last_timestamp
-            self.close_reason = "rst" if self.rst_from is not None else "fin"
-            self.closed_attempt = self.rst_from is not None and not self.has_data
+        state = self.state
+        if state != CLOSED:
+            # The close is decided once the whole packet is taken (its data counts for
+            # whether a reset ended a mere attempt).
+            if self.rst_from is not None:
+                self._on(GOT_RST)
+            elif state == CLOSING:
+                a, b = self.sides
+                if a.fin and b.fin and a.half.fin_acked and b.half.fin_acked:
+                    self._on(FINS_ACKED)
         return events
 
     def _confirmed(self) -> None:
@@ -364,9 +442,11 @@ class TCPConnection:
                 if s.fin:
                     side.fin = True
                     self._mark(d, "F")
+                    self._on(GOT_FIN)
                 if s.payload or s.missing:
                     self.has_data = True
                     self._mark(d, "D")
+                    self._on(GOT_DATA)
             side.half.confirmed.clear()
 
     def _syn(self, seg: Segment, d: int, has_ack: bool) -> None:
@@ -390,12 +470,8 @@ class TCPConnection:
             if self.synack_seen_at is None:
                 self.synack_seen_at = seg.timestamp
         else:
-            if self.closed_at is not None and side.half.isn == seg.seq:
-                # A retried SYN reopens the attempt the RST had closed.
-                self.closed_at = None
-                self.close_reason = None
-                self.rst_from = None
-                self.rst_timestamp = None
+            if self.state == CLOSED and side.half.isn == seg.seq:
+                self._on(SYN_RETRIED)
             side.syn = True
             if self.first_syn is None:
                 self.first_syn = d
@@ -407,6 +483,7 @@ class TCPConnection:
         if flags & FIN and not flags & SYN:
             self.sides[d].fin = True
             self._mark(d, "F")
+            self._on(GOT_FIN)
         if flags & RST:
             if self.rst_from is None:
                 self.rst_from = d
@@ -415,6 +492,7 @@ class TCPConnection:
         if seg.payload or seg.missing:
             self.has_data = True
             self._mark(d, "D")
+            self._on(GOT_DATA)
         elif has_ack and not (flags & (SYN | FIN | RST)):
             self._mark(d, "A")
         if seg.window == 0 and not (flags & RST):
