@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
-from pcapflows.reassembly.seqnum import Unwrapper, seq_diff
+from pcapflows.reassembly.seqnum import HALF, MASK, MOD, seq_diff
 from pcapflows.stats import PAYLOAD_BUCKETS
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
@@ -73,6 +73,11 @@ UNKNOWN_SCALE = 7
 #: direction is ambiguous (serial arithmetic flips at 2**31), and believing it would
 #: place every later retransmission of older bytes 4 GiB ahead.
 MAX_JUMP = (1 << 31) - (1 << 26)
+
+#: Delivered pieces shorter than this are joined with a short piece before them in the
+#: list kept for conflict checks, so that the list stays short (a retransmission is
+#: compared by walking it) even when the sender writes a byte at a time.
+KEEP_JOIN = 512
 
 #: What one buffered piece costs beyond its payload (the piece object, its bytes
 #: object's header, its slot in the sorted structure, its numbers), charged to the
@@ -174,6 +179,16 @@ class _Suspect(NamedTuple):
         return self.off + len(self.payload) + self.missing
 
 
+#: Shared stand-ins for structures most streams never need (nothing buffered above a
+#: hole, no gap remembered, no jump confirmed, nothing delivered yet): a stream gets
+#: its own on first use, so that a quiet connection pays for none of them. They are
+#: never modified: every method that adds to one replaces it first.
+_NO_PENDING = Pending()
+_NO_HOLES: list[list[int]] = []
+_NO_SUSPECTS: list[_Suspect] = []
+_NOTHING_KEPT: list[bytes] = []
+
+
 class HalfStream:
     """Reassembly state of one direction of one connection.
 
@@ -192,12 +207,14 @@ class HalfStream:
         "_forgotten",
         "_holes",
         "_keep",
+        "_kept",
+        "_kept_start",
         "_max_buffer",
         "_pending",
-        "_seq",
+        "_ref_off",
+        "_ref_raw",
         "_suspect",
         "_suspect_ack",
-        "_tail",
         "_tail_start",
         "acked_to",
         "after_fin",
@@ -243,7 +260,12 @@ class HalfStream:
         self.pool = pool if pool is not None else BufferPool()
         self._keep = keep
         self._max_buffer = max_buffer
-        self._seq: Unwrapper | None = None
+        # The unwrapping of raw sequence numbers (see :class:`~pcapflows.reassembly.seqnum.
+        # Unwrapper`, whose rule this follows; kept as two numbers here because it is
+        # consulted for every packet): the newest segment start seen, raw and as an
+        # offset. ``_ref_raw`` is -1 until the first segment.
+        self._ref_raw = -1
+        self._ref_off = 0
         #: Offset of the next byte to deliver: everything below was delivered or gapped.
         self.next = 0
         #: Highest offset known to have been sent (end of the highest segment).
@@ -254,12 +276,16 @@ class HalfStream:
         self.fin_offset: int | None = None
         #: Highest offset the peer acknowledged (plausible acknowledgments only).
         self.acked_to: int | None = None
-        self._pending = Pending()
+        self._pending = _NO_PENDING
         #: Bytes held above holes, plus :data:`CHUNK_COST` per piece.
         self.buffered = 0
-        # The last delivered bytes, covering [_tail_start, next), for conflict checks.
-        self._tail = bytearray()
+        # Delivered bytes [_tail_start, next) are remembered for conflict checks: by
+        # reference to the delivered payloads themselves (the bytes the consumer holds
+        # anyway), ``_kept``, which cover [_kept_start, next), the first one possibly
+        # reaching below ``_tail_start``. Between DEFAULT_KEEP and twice that is kept.
         self._tail_start = 0
+        self._kept = _NOTHING_KEPT
+        self._kept_start = 0
         #: Lowest offset belonging to the stream; it moves down for data captured late
         #: below the first sequence number seen, unless a SYN fixed the start.
         self.low = 0
@@ -271,7 +297,7 @@ class HalfStream:
         self.successor = False
         #: Declared gaps that late segments may still fill: sorted [start, end) pairs,
         #: at most :data:`MAX_HOLES`; holes below ``_forgotten`` may have been dropped.
-        self._holes: list[list[int]] = []
+        self._holes = _NO_HOLES
         self._forgotten = -(1 << 62)
         #: Largest window the peer advertised (as on the wire) and the scale it applies.
         self.peer_window = 0
@@ -281,7 +307,7 @@ class HalfStream:
         self._suspect_ack: tuple[int, float] | None = None
         #: Segments first refused, then placed when a later packet confirmed them; the
         #: connection drains this to record their flags.
-        self.confirmed: list[_Suspect] = []
+        self.confirmed = _NO_SUSPECTS
         #: Where the captured payload bytes went (see :meth:`buckets`).
         self.delivered = 0
         self.duplicate = 0
@@ -299,7 +325,7 @@ class HalfStream:
     @property
     def started(self) -> bool:
         """Whether any segment of this direction has been seen."""
-        return self._seq is not None
+        return self._ref_raw >= 0
 
     @property
     def has_pending(self) -> bool:
@@ -317,7 +343,29 @@ class HalfStream:
 
     def offset_of(self, raw: int) -> int | None:
         """Relative offset of a raw sequence number, or None before the first segment."""
-        return None if self._seq is None else self._seq.offset(raw)
+        return None if self._ref_raw < 0 else self._offset(raw)
+
+    def _offset(self, raw: int) -> int:
+        """The offset of raw sequence number ``raw`` (a started stream), without moving
+        the reference point: the one closest to it, as serial arithmetic says."""
+        d = (raw - self._ref_raw) & MASK
+        return self._ref_off + (d - MOD if d >= HALF else d)
+
+    def _advance(self, raw: int) -> int:
+        """:meth:`_offset`, moving the reference forward if ``raw`` is newer."""
+        d = (raw - self._ref_raw) & MASK
+        if d >= HALF:
+            return self._ref_off + d - MOD
+        off = self._ref_off + d
+        if d:
+            self._ref_off = off
+            self._ref_raw = raw & MASK
+        return off
+
+    def _start(self, raw: int, offset: int) -> None:
+        """Let raw sequence number ``raw`` be at ``offset``."""
+        self._ref_raw = raw & MASK
+        self._ref_off = offset
 
     def bound(self) -> int:
         """How far beyond the highest byte seen a segment may plausibly start.
@@ -339,12 +387,11 @@ class HalfStream:
     def position(self) -> Position | None:
         """Where this (finished) stream ended, for a connection that may continue it;
         None if this direction sent nothing."""
-        if self._seq is None:
+        if self._ref_raw < 0:
             return None
-        ref_raw, ref_off = self._seq.reference()
         return Position(
-            ref_raw,
-            ref_off,
+            self._ref_raw,
+            self._ref_off,
             self.low,
             max(self.next, self.high),
             self.syn_seen,
@@ -358,8 +405,8 @@ class HalfStream:
     def seed(self, pos: Position) -> None:
         """Continue the sequence space of a finished stream of the same direction and
         addresses: its bytes are never delivered again (they are retransmissions)."""
-        self._seq = Unwrapper(pos.ref_raw, pos.ref_off)
-        self.next = self.low = self.high = self._tail_start = pos.end
+        self._start(pos.ref_raw, pos.ref_off)
+        self.next = self.low = self.high = self._tail_start = self._kept_start = pos.end
         self.anchored = self._data_seen = self.successor = True
         self.syn_seen = pos.syn_seen
         self.isn = pos.isn
@@ -433,12 +480,11 @@ class HalfStream:
         capture is one: the next bytes, nothing buffered that they could overlap or that
         would have to come first, no FIN to clip at, nothing held back as implausible.
         """
-        unwrap = self._seq
-        if unwrap is None or syn:
+        if self._ref_raw < 0 or syn:
             # The first segment, or a SYN: it fixes (or moves) the stream's start and is
             # never judged against a window it defines itself.
             return START, 0
-        off = unwrap.offset(seq)
+        off = self._offset(seq)
         if (
             off == self.next
             and payload
@@ -457,12 +503,6 @@ class HalfStream:
             return EMPTY, off
         return PLACE, off
 
-    def _advance(self, seq: int) -> int:
-        """The offset of ``seq``, moving the unwrapping forward (a started stream)."""
-        unwrap = self._seq
-        assert unwrap is not None
-        return unwrap.advance(seq)
-
     def _append(
         self, seq: int, off: int, payload: bytes, timestamp: float, order: int, events: list[Event]
     ) -> None:
@@ -475,6 +515,57 @@ class HalfStream:
             self.high = end
         events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
         self._delivered(payload)
+
+    def deliver_next(
+        self, seq: int, payload: bytes, timestamp: float, order: int, events: list[Event]
+    ) -> bool:
+        """The short path of :meth:`take` for a segment without SYN or FIN whose
+        payload (all captured) may be the next bytes: if it is (the :data:`IN_ORDER`
+        case), deliver it and return True; otherwise change nothing and return False
+        (the caller then goes the whole way). No chunk, no buffer, no copy: the event
+        carries the segment's own bytes."""
+        if (
+            self._pending.count
+            or self._suspect is not None
+            or self.fin_offset is not None
+            or not (self.anchored or self._data_seen)
+        ):
+            return False
+        ref_raw = self._ref_raw
+        if ref_raw < 0:
+            return False
+        d = (seq - ref_raw) & MASK
+        off = self._ref_off + (d - MOD if d >= HALF else d)
+        if off != self.next or off < self.low:
+            return False
+        if d and d < HALF:
+            self._ref_off = off
+            self._ref_raw = seq & MASK
+        end = off + len(payload)
+        if end > self.high:
+            self.high = end
+        self._data_seen = True
+        events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+        self._delivered(payload)
+        return True
+
+    def skip_empty(self, seq: int) -> bool:
+        """The short path of :meth:`take` for an empty segment (no payload, SYN or FIN)
+        within the stream as seen so far: it only moves the unwrapping. Return False,
+        changing nothing, for any other case."""
+        ref_raw = self._ref_raw
+        if ref_raw < 0 or self._suspect is not None:
+            return False
+        d = (seq - ref_raw) & MASK
+        off = self._ref_off + (d - MOD if d >= HALF else d)
+        nxt = self.next
+        high = self.high
+        if not nxt <= off <= (high if high > nxt else nxt):
+            return False
+        if d and d < HALF:
+            self._ref_off = off
+            self._ref_raw = seq & MASK
+        return True
 
     def _plausible(self, off: int, length: int) -> bool:
         top = self.high if self.high > self.next else self.next
@@ -521,6 +612,8 @@ class HalfStream:
     def _confirm(self, s: _Suspect, events: list[Event]) -> int:
         """Place a segment whose jump was confirmed; remember it for the connection's
         flags (it was reported as refused when it arrived)."""
+        if self.confirmed is _NO_SUSPECTS:
+            self.confirmed = []
         self.confirmed.append(s)
         return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order, events)
 
@@ -597,9 +690,9 @@ class HalfStream:
     def _locate(self, seq: int, syn: bool, timestamp: float, events: list[Event]) -> int:
         """The offset of a segment's first byte of data; the first segment starts the
         sequence space, and a first SYN fixes where the stream starts."""
-        if self._seq is None:
+        if self._ref_raw < 0:
             # SYN occupies one sequence number, so data starts one after it.
-            self._seq = Unwrapper(seq, -1 if syn else 0)
+            self._start(seq, -1 if syn else 0)
             self.anchored = syn
         if syn and not self.syn_seen:
             self._first_syn(seq, timestamp, events)
@@ -608,14 +701,13 @@ class HalfStream:
 
     def _first_syn(self, seq: int, timestamp: float, events: list[Event]) -> None:
         """The first SYN of this direction: it defines offset 0."""
-        assert self._seq is not None
         self.syn_seen = True
         self.isn = seq
         if not self.anchored and self.delivered == 0 and not self._pending:
             # Only empty packets so far (say a stray ACK with its own numbering):
             # the SYN defines the stream; what was learnt moves with it.
             # A FIN or an acknowledgment below the SYN was not about this stream.
-            shift = -1 - self._seq.offset(seq)
+            shift = -1 - self._offset(seq)
             if self.fin_offset is not None:
                 self.fin_offset += shift
                 if self.fin_offset < 0:
@@ -624,14 +716,14 @@ class HalfStream:
                 self.acked_to += shift
                 if self.acked_to < 0:
                     self.acked_to = None
-            self._seq = Unwrapper(seq, -1)
+            self._start(seq, -1)
             self.next = self.low = self.high = 0
-            self._tail_start = 0
-            self._holes = []
+            self._tail_start = self._kept_start = 0
+            self._holes = _NO_HOLES
             self.anchored = True
         elif not self.anchored:
             # A SYN captured after other packets of this side: it fixes the start.
-            s0 = self._seq.offset(seq) + 1
+            s0 = self._offset(seq) + 1
             if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
                 if s0 < self.low:
                     self._hole(s0, self.low - s0, timestamp, events, "unseen")
@@ -661,7 +753,7 @@ class HalfStream:
         mid-stream starts it (not the first empty ACK, whose number may be the FIN's or
         beyond)."""
         if not self.anchored and not self._data_seen:
-            self.low = self.next = self._tail_start = off
+            self.low = self.next = self._tail_start = self._kept_start = off
             self.high = end
         self._data_seen = True
         if end > self.high:
@@ -763,10 +855,9 @@ class HalfStream:
 
     def ack(self, ack: int, timestamp: float, events: list[Event]) -> None:
         """:meth:`acked`, appending the events to ``events``."""
-        unwrap = self._seq
-        if unwrap is None:
+        if self._ref_raw < 0:
             return
-        target = unwrap.offset(ack)
+        target = self._offset(ack)
         if target == self.next and self._suspect_ack is None:
             # The common case: everything delivered so far is acknowledged.
             if self.acked_to is None or target > self.acked_to:
@@ -833,10 +924,10 @@ class HalfStream:
         """Compare a retransmitted copy with the delivered bytes still remembered;
         return how many bytes the reported conflict spans."""
         lo = max(off, self._tail_start)
-        hi = min(off + len(data), self._tail_start + len(self._tail))
+        hi = min(off + len(data), self.next)
         if hi <= lo:
             return 0
-        old = self._tail[lo - self._tail_start : hi - self._tail_start]
+        old = self._kept_bytes(lo, hi)
         new = data[lo - off : hi - off]
         if old == new:
             return 0
@@ -901,6 +992,8 @@ class HalfStream:
     def _add(self, c: Chunk) -> None:
         """Buffer a piece that overlaps none, merged with data pieces it touches."""
         pend = self._pending
+        if pend is _NO_PENDING:
+            pend = self._pending = Pending()
         cost = c.end - c.start + CHUNK_COST
         data = c.data
         if data is None or c.start <= self.next:
@@ -997,15 +1090,53 @@ class HalfStream:
             self._delivered(data)
 
     def _delivered(self, data: bytes) -> None:
-        """``data`` was delivered at ``next``: move on, and remember it for comparisons."""
-        self.delivered += len(data)
-        self.next += len(data)
-        tail = self._tail
-        tail += data
-        if len(tail) > 2 * self._keep:
-            drop = len(tail) - self._keep
-            del tail[:drop]
-            self._tail_start += drop
+        """``data`` was delivered at ``next``: move on, and remember it (by reference)
+        for comparisons."""
+        n = len(data)
+        self.delivered += n
+        self.next += n
+        kept = self._kept
+        if kept is _NOTHING_KEPT:
+            self._kept = [data]
+        elif n < KEEP_JOIN and len(kept[-1]) < KEEP_JOIN:
+            # Short pieces are joined (a copy of at most twice KEEP_JOIN bytes), so that
+            # a sender writing single bytes does not make the list long.
+            kept[-1] += data
+        else:
+            kept.append(data)
+        if self.next - self._tail_start > 2 * self._keep:
+            self._forget_kept()
+
+    def _forget_kept(self) -> None:
+        """Keep the last DEFAULT_KEEP delivered bytes: the pieces wholly below them are
+        let go."""
+        tail_start = self._tail_start = self.next - self._keep
+        kept = self._kept
+        start = self._kept_start
+        i = 0
+        while start + len(kept[i]) <= tail_start:
+            start += len(kept[i])
+            i += 1
+        del kept[:i]
+        self._kept_start = start
+
+    def _kept_bytes(self, lo: int, hi: int) -> bytes:
+        """The delivered bytes ``[lo, hi)`` (remembered: ``_tail_start <= lo < hi <=
+        next``), walking the kept pieces from the newest (retransmissions are usually of
+        recent bytes)."""
+        parts: list[bytes] = []
+        kept = self._kept
+        end = self.next
+        i = len(kept) - 1
+        while end > lo:
+            piece = kept[i]
+            start = end - len(piece)
+            if start < hi:
+                parts.append(piece[max(lo, start) - start : min(hi, end) - start])
+            end = start
+            i -= 1
+        parts.reverse()
+        return b"".join(parts)
 
     def _hole(
         self, start: int, length: int, timestamp: float, events: list[Event], cause: str
@@ -1014,6 +1145,8 @@ class HalfStream:
         events.append(Gap(self.conn, self.direction, start, length, timestamp, cause))
         self.gap_bytes += length
         holes = self._holes
+        if holes is _NO_HOLES:
+            holes = self._holes = []
         i = bisect.bisect_left(holes, [start, start + length])
         holes.insert(i, [start, start + length])
         if len(holes) > MAX_HOLES:
@@ -1042,6 +1175,8 @@ class HalfStream:
     def _retract_from(self, fin_offset: int, events: list[Event]) -> None:
         """Nothing at or after the FIN is data: withdraw gaps declared there."""
         holes = self._holes
+        if not holes:
+            return
         i = self._first_hole(fin_offset)
         kept: list[list[int]] = []
         for h0, h1 in holes[i:]:
@@ -1107,8 +1242,8 @@ class HalfStream:
         self.next += length
         if self.next > self.high:
             self.high = self.next
-        self._tail.clear()
-        self._tail_start = self.next
+        self._kept = _NOTHING_KEPT
+        self._tail_start = self._kept_start = self.next
 
     def _gap_until(self, target: int, timestamp: float, events: list[Event]) -> None:
         """Give up on every hole below ``target``, delivering buffered bytes between."""
