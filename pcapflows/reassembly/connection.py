@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
-from pcapflows.reassembly.events import Conflict, Event, Gap
+from pcapflows.reassembly.events import Conflict, Data, Event, Gap
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
+    NEW,
     PREFIX_WINDOW,
     REFUSED,
     RETRANSMISSION,
@@ -30,6 +31,19 @@ WELL_KNOWN = 1024
 #: direction (or two when mirrored traffic is seen both natively and tunnelled); a
 #: bound keeps a hostile capture from growing the list.
 MAX_TUNNEL_PATHS = 16
+
+#: Zeek's history letters. A connection records which letters each side earned as bits
+#: (bit ``2 * i + side`` for ``LETTERS[i]``, so that the check on every packet is one
+#: integer test) and the order they came in as a short string, read only when the
+#: summary is made.
+LETTERS = "SHADFRWTGI"
+_BIT = {letter: 1 << (2 * i) for i, letter in enumerate(LETTERS)}
+_A_BIT = _BIT["A"]
+_D_BIT = _BIT["D"]
+_W_BIT = _BIT["W"]
+_T_BIT = _BIT["T"]
+#: The flags a segment on the short path of :meth:`TCPConnection.feed` has, of these.
+_SHORT_FLAGS = SYN | FIN | RST | ACK
 
 # The lifecycle of a connection, as named states and the events that move it, in the
 # manner of h11's ``_state.py``: the rules for opening, closing and reuse are read from
@@ -195,7 +209,7 @@ class TCPConnection:
 
     __slots__ = (
         "_history",
-        "_history_seen",
+        "_seen",
         "close_reason",
         "closed_at",
         "closed_attempt",
@@ -258,9 +272,10 @@ class TCPConnection:
         #: While closed, the state a retried SYN reopens the connection in: the events
         #: seen after the close still move it.
         self.resume = OPENING
-        #: Tunnel paths seen per direction (a dict for its order); most connections
-        #: only ever have ``(0, ())`` and ``(1, ())``.
-        self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] = {}
+        #: Tunnel paths seen per direction (a dict for its order), made at the first
+        #: tunnelled packet: until then the untunnelled paths, ``(0, ())`` then
+        #: ``(1, ())``, are told by the sides' ``native`` flags (see :meth:`tunnels`).
+        self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] | None = None
         #: The connection's own time (its latest packet's timestamp) when a RST was seen
         #: or both FINs were acknowledged; it then lingers briefly so that the last ACK
         #: and retransmitted FINs still belong to it. Until both FINs are acknowledged
@@ -283,8 +298,9 @@ class TCPConnection:
         #: a retransmitted FIN that meets a closed socket) does not make a clean close an
         #: error.
         self.close_reason: str | None = None
-        self._history: list[tuple[int, str]] = []
-        self._history_seen: set[tuple[int, str]] = set()
+        #: History letters in order, side 0's in upper case (see :data:`LETTERS`).
+        self._history = ""
+        self._seen = 0
 
     @property
     def halves(self) -> tuple[HalfStream, HalfStream]:
@@ -301,10 +317,41 @@ class TCPConnection:
         return 0 if (seg.src, seg.sport) == self.endpoints[0] else 1
 
     def _mark(self, direction: int, letter: str) -> None:
-        key = (direction, letter)
-        if key not in self._history_seen:
-            self._history_seen.add(key)
-            self._history.append(key)
+        bit = _BIT[letter] << direction
+        if not self._seen & bit:
+            self._seen |= bit
+            self._history += letter if direction == 0 else letter.lower()
+
+    def _marks(self, direction: int, bits: int) -> None:
+        """:meth:`_mark` for several letters at once (``bits`` of one side), in the
+        order of :data:`LETTERS`."""
+        for i, letter in enumerate(LETTERS):
+            if bits >> (2 * i + direction) & 1:
+                self._mark(direction, letter)
+
+    def _path(self, d: int, side: Side, tunnel: tuple[TunnelHop, ...]) -> None:
+        """Record the tunnel path of a packet of side ``d``."""
+        paths = self.paths
+        if not tunnel:
+            side.native = True
+            if paths is None:
+                return
+        if paths is None:
+            # The first tunnelled packet: the untunnelled paths seen so far came first.
+            paths = self.paths = {}
+            for dd in (0, 1):
+                if self.sides[dd].native:
+                    paths[(dd, ())] = None
+        path = (d, tunnel)
+        if path not in paths and len(paths) < MAX_TUNNEL_PATHS:
+            paths[path] = None
+
+    def tunnels(self) -> list[tuple[int, tuple[TunnelHop, ...]]]:
+        """The distinct ``(direction, tunnel path)`` pairs seen, in order of first
+        appearance."""
+        if self.paths is not None:
+            return list(self.paths)
+        return [(d, ()) for d in (0, 1) if self.sides[d].native]
 
     def is_new_connection(self, seg: Segment, direction: int) -> bool:
         """Whether a SYN without ACK starts a new connection on this 4-tuple (port reuse).
@@ -364,24 +411,87 @@ class TCPConnection:
         self.state = new
 
     def feed(self, seg: Segment, order: int) -> list[Event]:
-        """Take one segment of this connection; return the reassembly events."""
-        d = self.direction_of(seg)
-        side = self.sides[d]
-        peer = self.sides[1 - d]
-        flags = seg.flags
+        """Take one segment of this connection; return the reassembly events.
+
+        An ACK (with or without data) on an established connection takes a short path
+        (:meth:`_established`); everything else the whole way (:meth:`_general`)."""
+        ep = self.endpoints[0]
+        if seg.sport == ep[1] and seg.src == ep[0]:
+            d = 0
+            side, peer = self.sides
+        else:
+            d = 1
+            peer, side = self.sides
         side.packets += 1
         tunnel = seg.tunnel
         if tunnel or not side.native:
-            if not tunnel:
-                side.native = True
-            path = (d, tunnel)
-            if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
-                self.paths[path] = None
-        if seg.timestamp < self.first_timestamp:
-            self.first_timestamp = seg.timestamp
-        if seg.timestamp > self.last_timestamp:
-            self.last_timestamp = seg.timestamp
+            self._path(d, side, tunnel)
+        ts = seg.timestamp
+        if ts < self.first_timestamp:
+            self.first_timestamp = ts
+        if ts > self.last_timestamp:
+            self.last_timestamp = ts
         self.last_frame = seg.frame
+        events: list[Event] = []
+        if (
+            seg.flags & _SHORT_FLAGS == ACK
+            and self.state == ESTABLISHED
+            and side.first_ack is not None
+            and (self.setup_timestamp is not None or not (side.syn and peer.synack))
+        ):
+            self._established(seg, d, side, peer, order, events)
+        else:
+            self._general(seg, d, side, peer, order, events)
+        return events
+
+    def _established(
+        self, seg: Segment, d: int, side: Side, peer: Side, order: int, events: list[Event]
+    ) -> None:
+        """:meth:`_general` for an ACK without SYN, FIN or RST on an established
+        connection past its handshake bookkeeping: in-order data is delivered at once,
+        an empty ACK only moves numbers, and a history letter is one bit test.
+        Anything unusual in the segment's numbers falls back to the half's whole path."""
+        window = seg.window
+        ph = peer.half
+        if window > ph.peer_window:
+            ph.peer_window = window
+        half = side.half
+        payload = seg.payload
+        missing = seg.missing
+        ts = seg.timestamp
+        if payload and not missing and half.deliver_next(seg.seq, payload, ts, order, events):
+            status = NEW
+        elif payload or missing or not half.skip_empty(seg.seq):
+            status = half.take(seg.seq, payload, missing, False, False, ts, order, events)
+        else:
+            status = NEW
+        if status != REFUSED:
+            bits = _D_BIT if payload or missing else _A_BIT
+            if window == 0:
+                bits |= _W_BIT
+            if status == RETRANSMISSION:
+                bits |= _T_BIT
+            if ~self._seen & (bits << d):
+                self._marks(d, bits << d)
+        ph.ack(seg.ack, ts, events)
+        if half.confirmed or ph.confirmed:
+            self._confirmed()
+            self._settle()
+        for e in events:
+            if type(e) is not Data:
+                self._mark_event(e)
+
+    def _mark_event(self, e: Event) -> None:
+        if isinstance(e, Gap):
+            self._mark(e.direction, "G")
+        elif isinstance(e, Conflict):
+            self._mark(e.direction, "I")
+
+    def _general(
+        self, seg: Segment, d: int, side: Side, peer: Side, order: int, events: list[Event]
+    ) -> None:
+        """Take any segment the whole way: handshake, flags, closing."""
+        flags = seg.flags
         syn = bool(flags & SYN)
         has_ack = bool(flags & ACK)
         if has_ack and side.first_ack is None:
@@ -395,7 +505,6 @@ class TCPConnection:
             # The window this side advertises bounds what the other side may send
             # (a SYN's window is never scaled, a RST's means nothing).
             peer.half.peer_window = seg.window
-        events: list[Event] = []
         status = side.half.take(
             seg.seq,
             seg.payload,
@@ -417,21 +526,22 @@ class TCPConnection:
         if side.half.confirmed or peer.half.confirmed:
             self._confirmed()
         for e in events:
-            if isinstance(e, Gap):
-                self._mark(e.direction, "G")
-            elif isinstance(e, Conflict):
-                self._mark(e.direction, "I")
+            if type(e) is not Data:
+                self._mark_event(e)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Close the connection if the packet just taken closed it. The close is decided
+        once the whole packet is taken (its data counts for whether a reset ended a mere
+        attempt)."""
         state = self.state
         if state != CLOSED:
-            # The close is decided once the whole packet is taken (its data counts for
-            # whether a reset ended a mere attempt).
             if self.rst_from is not None:
                 self._on(GOT_RST)
             elif state == CLOSING:
                 a, b = self.sides
                 if a.fin and b.fin and a.half.fin_acked and b.half.fin_acked:
                     self._on(FINS_ACKED)
-        return events
 
     def _confirmed(self) -> None:
         """Segments first refused as implausible, then confirmed by a later packet: the
@@ -540,10 +650,9 @@ class TCPConnection:
         A leading ``^`` says the client is not the side that sent the first captured
         packet (Zeek's "direction flipped").
         """
-        out = ["^"] if client != 0 else []
-        for d, letter in self._history:
-            out.append(letter if d == client else letter.lower())
-        return "".join(out)
+        if client != 0:
+            return "^" + self._history.swapcase()
+        return self._history
 
     def summary(self, closed_by: str, open_at_end: bool) -> ConnectionSummary:
         """The finished connection, for the flow builder."""
@@ -572,6 +681,6 @@ class TCPConnection:
             rst_timestamp=self.rst_timestamp,
             isn=[a.half.isn, b.half.isn],
             low=[a.half.low, b.half.low],
-            tunnels=list(self.paths),
+            tunnels=self.tunnels(),
             follows=self.follows,
         )
