@@ -473,7 +473,8 @@ class TCPConnection:
                 bits |= _T_BIT
             if ~self._seen & (bits << d):
                 self._marks(d, bits << d)
-        ph.ack(seg.ack, ts, events)
+        if not ph.ack_next(seg.ack):
+            ph.ack(seg.ack, ts, events)
         if half.confirmed or ph.confirmed:
             self._confirmed()
             self._settle()

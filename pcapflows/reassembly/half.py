@@ -599,12 +599,24 @@ class HalfStream:
         if d and d < HALF:
             self._ref_off = off
             self._ref_raw = seq & MASK
-        end = off + len(payload)
-        if end > self.high:
+        n = len(payload)
+        end = off + n
+        if end >= self.high:
             self.high = end
         self._data_seen = True
         events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
-        self._delivered(payload)
+        # What _delivered does, written out: this runs for nearly every data packet.
+        self.delivered += n
+        self.next = end
+        kept = self._kept
+        if kept is _NOTHING_KEPT:
+            self._kept = [payload]
+        elif n < KEEP_JOIN and len(kept[-1]) < KEEP_JOIN:
+            kept[-1] += payload
+        else:
+            kept.append(payload)
+        if end - self._tail_start > 2 * self._keep:
+            self._forget_kept()
         return True
 
     def skip_empty(self, seq: int) -> bool:
@@ -922,6 +934,22 @@ class HalfStream:
                 self.acked_to = self.next  # (the same number object)
             return
         self._ack_offset(target, timestamp, events)
+
+    def ack_next(self, ack: int) -> bool:
+        """The short path of :meth:`ack`: if ``ack`` acknowledges exactly everything
+        delivered (and no implausible acknowledgment waits), record it and return True;
+        otherwise change nothing and return False."""
+        ref_raw = self._ref_raw
+        if ref_raw < 0 or self._suspect_ack is not None:
+            return False
+        d = (ack - ref_raw) & MASK
+        nxt = self.next
+        if self._ref_off + (d - MOD if d >= HALF else d) != nxt:
+            return False
+        acked = self.acked_to
+        if acked is None or nxt > acked:
+            self.acked_to = nxt
+        return True
 
     def _ack_offset(self, target: int, timestamp: float, events: list[Event]) -> None:
         """:meth:`ack`, with the acknowledgment already turned into an offset."""
