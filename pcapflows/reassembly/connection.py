@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
-from pcapflows.reassembly.events import Conflict, Event, Gap
+from pcapflows.reassembly.events import Conflict, Data, Event, Gap
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     DEFAULT_MAX_BUFFER,
+    NEW,
     PREFIX_WINDOW,
     REFUSED,
     RETRANSMISSION,
@@ -30,6 +31,67 @@ WELL_KNOWN = 1024
 #: direction (or two when mirrored traffic is seen both natively and tunnelled); a
 #: bound keeps a hostile capture from growing the list.
 MAX_TUNNEL_PATHS = 16
+
+#: Zeek's history letters. A connection records which letters each side earned as bits
+#: (bit ``2 * i + side`` for ``LETTERS[i]``, so that the check on every packet is one
+#: integer test) and the order they came in as a short string, read only when the
+#: summary is made.
+LETTERS = "SHADFRWTGI"
+_BIT = {letter: 1 << (2 * i) for i, letter in enumerate(LETTERS)}
+_A_BIT = _BIT["A"]
+_D_BIT = _BIT["D"]
+_W_BIT = _BIT["W"]
+_T_BIT = _BIT["T"]
+#: The flags a segment on the short path of :meth:`TCPConnection.feed` has, of these.
+_SHORT_FLAGS = SYN | FIN | RST | ACK
+
+# The lifecycle of a connection, as named states and the events that move it, in the
+# manner of h11's ``_state.py``: the rules for opening, closing and reuse are read from
+# one table instead of being spread over flag tests. The facts behind the events (who
+# sent a FIN, whether data was seen, the RST) are still kept: the summary reports them.
+#: SYNs, SYN-ACKs and empty ACKs only.
+OPENING = "opening"
+#: Data was seen (believed), no FIN yet.
+ESTABLISHED = "established"
+#: A side sent a FIN; the connection is not closed until both FINs are acknowledged.
+CLOSING = "closing"
+#: A RST, or both FINs acknowledged: the connection lingers briefly, so that the last
+#: ACK and retransmitted FINs still belong to it (see the assembler's linger).
+CLOSED = "closed"
+
+#: A segment with data was believed.
+GOT_DATA = "data"
+#: A FIN was believed.
+GOT_FIN = "fin"
+#: A RST was believed (applied once the packet is taken, see :meth:`TCPConnection.feed`).
+GOT_RST = "rst"
+#: Both sides' FINs are acknowledged.
+FINS_ACKED = "fins acked"
+#: A closed connection's client retried its SYN with the same ISN.
+SYN_RETRIED = "syn retried"
+
+#: ``TRANSITIONS[state][event]``: the next state; an event not listed leaves the state
+#: as it is (data after a FIN, a RST after both FINs were acknowledged). A retried SYN
+#: reopens a closed connection in the state it would have reached had the close not
+#: happened (see :attr:`TCPConnection.resume`).
+TRANSITIONS: dict[str, dict[str, str]] = {
+    OPENING: {GOT_DATA: ESTABLISHED, GOT_FIN: CLOSING, GOT_RST: CLOSED},
+    ESTABLISHED: {GOT_FIN: CLOSING, GOT_RST: CLOSED},
+    CLOSING: {GOT_RST: CLOSED, FINS_ACKED: CLOSED},
+    CLOSED: {},
+}
+
+#: Whether a SYN (without ACK, and not recognisable as this connection's own: another
+#: ISN, see :meth:`TCPConnection.is_new_connection`) starts a new connection on the same
+#: addresses, by state: during the handshake it is a crossed or retried SYN; after data,
+#: a FIN or a close, it is port reuse (unless, after data, the peer had answered a SYN
+#: of this side with a SYN-ACK).
+SYN_STARTS_NEW: dict[str, bool] = {
+    OPENING: False,
+    ESTABLISHED: True,
+    CLOSING: True,
+    CLOSED: True,
+}
 
 
 @dataclass(slots=True)
@@ -101,42 +163,76 @@ def decide_client(
     return 0
 
 
+class Side:
+    """What a connection knows of one of its two sides, as the sender of one direction:
+    the reassembly of what it sent (``half``) and the flags of its packets.
+
+    One object per side instead of a list per fact indexed by side: a side's facts are
+    read together, and the two objects cost less than seven two-element lists.
+    """
+
+    __slots__ = (
+        "fin",
+        "first_ack",
+        "half",
+        "native",
+        "packets",
+        "syn",
+        "syn_opts",
+        "synack",
+        "synack_ack",
+        "wscale",
+    )
+
+    def __init__(self, half: HalfStream) -> None:
+        self.half = half
+        #: Packets this side sent.
+        self.packets = 0
+        #: Whether it sent a SYN without ACK, a SYN-ACK, a (believed) FIN.
+        self.syn = False
+        self.synack = False
+        self.fin = False
+        #: Raw acknowledgment number of its first SYN-ACK.
+        self.synack_ack: int | None = None
+        #: Raw acknowledgment number of its first ACK-carrying packet.
+        self.first_ack: int | None = None
+        #: Whether an untunnelled packet of this side was seen (the common case, then
+        #: checked without building a key).
+        self.native = False
+        #: Whether its SYN's options were seen, and the window scale option they held.
+        self.syn_opts = False
+        self.wscale: int | None = None
+
+
 class TCPConnection:
     """State of one connection in the assembler's table."""
 
     __slots__ = (
         "_history",
-        "_history_seen",
-        "_native",
-        "_syn_opts",
-        "_wscale",
+        "_seen",
         "close_reason",
         "closed_at",
         "closed_attempt",
         "closed_clock",
         "conn",
         "endpoints",
-        "fin_from",
-        "first_ack",
         "first_frame",
         "first_syn",
         "first_timestamp",
         "follows",
-        "halves",
         "has_data",
         "key",
         "known_client",
         "last_frame",
         "last_timestamp",
-        "packets",
         "paths",
+        "resume",
         "rst_from",
         "rst_timestamp",
         "setup_timestamp",
+        "sides",
+        "state",
         "stream",
-        "syn_from",
-        "synack_ack",
-        "synack_from",
         "synack_seen_at",
         "touched",
     )
@@ -156,18 +252,12 @@ class TCPConnection:
         self.endpoints = ((seg.src, seg.sport), (seg.dst, seg.dport))
         #: The assembler's table key (the 4-tuple, and the tunnel when keyed by it).
         self.key: tuple[object, ...] = ()
-        self.halves = (
-            HalfStream(conn, 0, keep=keep, max_buffer=max_buffer, pool=pool),
-            HalfStream(conn, 1, keep=keep, max_buffer=max_buffer, pool=pool),
+        #: Side 0 is A (the first packet's sender), side 1 is B.
+        self.sides = (
+            Side(HalfStream(conn, 0, keep=keep, max_buffer=max_buffer, pool=pool)),
+            Side(HalfStream(conn, 1, keep=keep, max_buffer=max_buffer, pool=pool)),
         )
-        self.syn_from = [False, False]
-        self.synack_from = [False, False]
-        #: Raw acknowledgment number of the first SYN-ACK each side sent.
-        self.synack_ack: list[int | None] = [None, None]
-        #: Raw acknowledgment number of the first ACK-carrying packet of each side.
-        self.first_ack: list[int | None] = [None, None]
         self.first_syn: int | None = None
-        self.fin_from = [False, False]
         self.rst_from: int | None = None
         self.rst_timestamp: float | None = None
         self.synack_seen_at: float | None = None
@@ -176,14 +266,16 @@ class TCPConnection:
         self.last_timestamp = seg.timestamp
         self.first_frame = seg.frame
         self.last_frame = seg.frame
-        self.packets = [0, 0]
         self.has_data = False
-        #: Tunnel paths seen per direction (a dict for its order); most connections
-        #: only ever have ``(0, ())`` and ``(1, ())``.
-        self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] = {}
-        #: Whether an untunnelled packet was seen per direction (the common case, then
-        #: checked without building a key).
-        self._native = [False, False]
+        #: Where the connection is in its lifecycle (see :data:`TRANSITIONS`).
+        self.state = OPENING
+        #: While closed, the state a retried SYN reopens the connection in: the events
+        #: seen after the close still move it.
+        self.resume = OPENING
+        #: Tunnel paths seen per direction (a dict for its order), made at the first
+        #: tunnelled packet: until then the untunnelled paths, ``(0, ())`` then
+        #: ``(1, ())``, are told by the sides' ``native`` flags (see :meth:`tunnels`).
+        self.paths: dict[tuple[int, tuple[TunnelHop, ...]], None] | None = None
         #: The connection's own time (its latest packet's timestamp) when a RST was seen
         #: or both FINs were acknowledged; it then lingers briefly so that the last ACK
         #: and retransmitted FINs still belong to it. Until both FINs are acknowledged
@@ -202,25 +294,64 @@ class TCPConnection:
         #: The client side of the connection this one continues, and its stream index.
         self.known_client: int | None = None
         self.follows: int | None = None
-        #: Window scale option of each side's SYN, and whether that SYN was seen.
-        self._wscale: list[int | None] = [None, None]
-        self._syn_opts = [False, False]
         #: "fin" or "rst": how the connection closed. A RST after both FINs (common for
         #: a retransmitted FIN that meets a closed socket) does not make a clean close an
         #: error.
         self.close_reason: str | None = None
-        self._history: list[tuple[int, str]] = []
-        self._history_seen: set[tuple[int, str]] = set()
+        #: History letters in order, side 0's in upper case (see :data:`LETTERS`).
+        self._history = ""
+        self._seen = 0
+
+    @property
+    def halves(self) -> tuple[HalfStream, HalfStream]:
+        """The reassembly of each direction, indexed by sender."""
+        return self.sides[0].half, self.sides[1].half
+
+    @property
+    def fin_from(self) -> tuple[bool, bool]:
+        """Whether each side sent a (believed) FIN."""
+        return self.sides[0].fin, self.sides[1].fin
 
     def direction_of(self, seg: Segment) -> int:
         """0 if ``seg`` was sent by A (the first packet's sender), else 1."""
         return 0 if (seg.src, seg.sport) == self.endpoints[0] else 1
 
     def _mark(self, direction: int, letter: str) -> None:
-        key = (direction, letter)
-        if key not in self._history_seen:
-            self._history_seen.add(key)
-            self._history.append(key)
+        bit = _BIT[letter] << direction
+        if not self._seen & bit:
+            self._seen |= bit
+            self._history += letter if direction == 0 else letter.lower()
+
+    def _marks(self, direction: int, bits: int) -> None:
+        """:meth:`_mark` for several letters at once (``bits`` of one side), in the
+        order of :data:`LETTERS`."""
+        for i, letter in enumerate(LETTERS):
+            if bits >> (2 * i + direction) & 1:
+                self._mark(direction, letter)
+
+    def _path(self, d: int, side: Side, tunnel: tuple[TunnelHop, ...]) -> None:
+        """Record the tunnel path of a packet of side ``d``."""
+        paths = self.paths
+        if not tunnel:
+            side.native = True
+            if paths is None:
+                return
+        if paths is None:
+            # The first tunnelled packet: the untunnelled paths seen so far came first.
+            paths = self.paths = {}
+            for dd in (0, 1):
+                if self.sides[dd].native:
+                    paths[(dd, ())] = None
+        path = (d, tunnel)
+        if path not in paths and len(paths) < MAX_TUNNEL_PATHS:
+            paths[path] = None
+
+    def tunnels(self) -> list[tuple[int, tuple[TunnelHop, ...]]]:
+        """The distinct ``(direction, tunnel path)`` pairs seen, in order of first
+        appearance."""
+        if self.paths is not None:
+            return list(self.paths)
+        return [(d, ()) for d in (0, 1) if self.sides[d].native]
 
     def is_new_connection(self, seg: Segment, direction: int) -> bool:
         """Whether a SYN without ACK starts a new connection on this 4-tuple (port reuse).
@@ -230,12 +361,14 @@ class TCPConnection:
         too. Anything else after a close, after data, or with another ISN is a new
         connection.
         """
-        half = self.halves[direction]
-        if self.synack_ack[1 - direction] == (seg.seq + 1) & 0xFFFFFFFF:
+        side = self.sides[direction]
+        peer = self.sides[1 - direction]
+        half = side.half
+        if peer.synack_ack == (seg.seq + 1) & 0xFFFFFFFF:
             # The peer's SYN-ACK acknowledges exactly this SYN: it belongs here, however
             # late the capture shows it.
             return False
-        first_ack = self.first_ack[1 - direction]
+        first_ack = peer.first_ack
         if not half.started and first_ack is not None:
             # Only the peer was seen so far: if it acknowledged this SYN's sequence
             # space, the SYN was merely captured late.
@@ -251,49 +384,129 @@ class TCPConnection:
             s0 = half.offset_of(seg.seq)
             if s0 is not None and 0 <= half.low - (s0 + 1) <= PREFIX_WINDOW:
                 return False
-        if self.closed_at is not None or self.fin_from[0] or self.fin_from[1]:
-            return True
-        other = self.halves[1 - direction]
-        if self.synack_from[1 - direction] and other.started:
+        if self.state == ESTABLISHED and peer.synack and peer.half.started:
             return False
-        return self.has_data
+        return SYN_STARTS_NEW[self.state]
+
+    def _on(self, event: str) -> None:
+        """Move the lifecycle by ``event`` (see :data:`TRANSITIONS`)."""
+        state = self.state
+        if state == CLOSED:
+            if event == SYN_RETRIED:
+                # A retried SYN reopens the attempt the close had ended.
+                self.state = self.resume
+                self.closed_at = None
+                self.close_reason = None
+                self.rst_from = None
+                self.rst_timestamp = None
+            else:
+                self.resume = TRANSITIONS[self.resume].get(event, self.resume)
+            return
+        new = TRANSITIONS[state].get(event, state)
+        if new == CLOSED:
+            self.resume = state
+            self.closed_at = self.last_timestamp
+            self.close_reason = "rst" if event == GOT_RST else "fin"
+            self.closed_attempt = event == GOT_RST and not self.has_data
+        self.state = new
 
     def feed(self, seg: Segment, order: int) -> list[Event]:
-        """Take one segment of this connection; return the reassembly events."""
-        d = self.direction_of(seg)
-        flags = seg.flags
-        self.packets[d] += 1
+        """Take one segment of this connection; return the reassembly events.
+
+        An ACK (with or without data) on an established connection takes a short path
+        (:meth:`_established`); everything else the whole way (:meth:`_general`)."""
+        ep = self.endpoints[0]
+        if seg.sport == ep[1] and seg.src == ep[0]:
+            d = 0
+            side, peer = self.sides
+        else:
+            d = 1
+            peer, side = self.sides
+        side.packets += 1
         tunnel = seg.tunnel
-        if tunnel or not self._native[d]:
-            if not tunnel:
-                self._native[d] = True
-            path = (d, tunnel)
-            if path not in self.paths and len(self.paths) < MAX_TUNNEL_PATHS:
-                self.paths[path] = None
-        if seg.timestamp < self.first_timestamp:
-            self.first_timestamp = seg.timestamp
-        if seg.timestamp > self.last_timestamp:
-            self.last_timestamp = seg.timestamp
+        if tunnel or not side.native:
+            self._path(d, side, tunnel)
+        ts = seg.timestamp
+        if ts < self.first_timestamp:
+            self.first_timestamp = ts
+        if ts > self.last_timestamp:
+            self.last_timestamp = ts
         self.last_frame = seg.frame
+        events: list[Event] = []
+        if (
+            seg.flags & _SHORT_FLAGS == ACK
+            and self.state == ESTABLISHED
+            and side.first_ack is not None
+            and (self.setup_timestamp is not None or not (side.syn and peer.synack))
+        ):
+            self._established(seg, d, side, peer, order, events)
+        else:
+            self._general(seg, d, side, peer, order, events)
+        return events
+
+    def _established(
+        self, seg: Segment, d: int, side: Side, peer: Side, order: int, events: list[Event]
+    ) -> None:
+        """:meth:`_general` for an ACK without SYN, FIN or RST on an established
+        connection past its handshake bookkeeping: in-order data is delivered at once,
+        an empty ACK only moves numbers, and a history letter is one bit test.
+        Anything unusual in the segment's numbers falls back to the half's whole path."""
+        window = seg.window
+        ph = peer.half
+        if window > ph.peer_window:
+            ph.peer_window = window
+        half = side.half
+        payload = seg.payload
+        missing = seg.missing
+        ts = seg.timestamp
+        if payload and not missing and half.deliver_next(seg.seq, payload, ts, order, events):
+            status = NEW
+        elif payload or missing or not half.skip_empty(seg.seq):
+            status = half.take(seg.seq, payload, missing, False, False, ts, order, events)
+        else:
+            status = NEW
+        if status != REFUSED:
+            bits = _D_BIT if payload or missing else _A_BIT
+            if window == 0:
+                bits |= _W_BIT
+            if status == RETRANSMISSION:
+                bits |= _T_BIT
+            if ~self._seen & (bits << d):
+                self._marks(d, bits << d)
+        if not ph.ack_next(seg.ack):
+            ph.ack(seg.ack, ts, events)
+        if half.confirmed or ph.confirmed:
+            self._confirmed()
+            self._settle()
+        for e in events:
+            if type(e) is not Data:
+                self._mark_event(e)
+
+    def _mark_event(self, e: Event) -> None:
+        if isinstance(e, Gap):
+            self._mark(e.direction, "G")
+        elif isinstance(e, Conflict):
+            self._mark(e.direction, "I")
+
+    def _general(
+        self, seg: Segment, d: int, side: Side, peer: Side, order: int, events: list[Event]
+    ) -> None:
+        """Take any segment the whole way: handshake, flags, closing."""
+        flags = seg.flags
         syn = bool(flags & SYN)
         has_ack = bool(flags & ACK)
-        if has_ack and self.first_ack[d] is None:
-            self.first_ack[d] = seg.ack
+        if has_ack and side.first_ack is None:
+            side.first_ack = seg.ack
         if syn:
             self._syn(seg, d, has_ack)
-        elif (
-            has_ack
-            and self.setup_timestamp is None
-            and self.syn_from[d]
-            and self.synack_from[1 - d]
-        ):
+        elif has_ack and self.setup_timestamp is None and side.syn and peer.synack:
             # The client's first ACK after the SYN-ACK completes the handshake.
             self.setup_timestamp = seg.timestamp
-        if not flags & (SYN | RST) and seg.window > self.halves[1 - d].peer_window:
+        if not flags & (SYN | RST) and seg.window > peer.half.peer_window:
             # The window this side advertises bounds what the other side may send
             # (a SYN's window is never scaled, a RST's means nothing).
-            self.halves[1 - d].peer_window = seg.window
-        events, status = self.halves[d].segment(
+            peer.half.peer_window = seg.window
+        status = side.half.take(
             seg.seq,
             seg.payload,
             seg.missing,
@@ -303,74 +516,74 @@ class TCPConnection:
             bool(flags & FIN) and not syn,
             seg.timestamp,
             order,
+            events,
         )
         if status != REFUSED:
             # A segment whose sequence number is not believed says nothing: its FIN,
             # RST and data are not this connection's (RFC 5961 ignores such RSTs too).
             self._flags(seg, d, has_ack, status)
         if has_ack and not (flags & RST):
-            events.extend(self.halves[1 - d].acked(seg.ack, seg.timestamp))
-        if self.halves[0].confirmed or self.halves[1].confirmed:
+            peer.half.ack(seg.ack, seg.timestamp, events)
+        if side.half.confirmed or peer.half.confirmed:
             self._confirmed()
         for e in events:
-            if isinstance(e, Gap):
-                self._mark(e.direction, "G")
-            elif isinstance(e, Conflict):
-                self._mark(e.direction, "I")
-        if self.closed_at is None and (
-            self.rst_from is not None
-            or (
-                self.fin_from[0]
-                and self.fin_from[1]
-                and self.halves[0].fin_acked
-                and self.halves[1].fin_acked
-            )
-        ):
-            self.closed_at = self.last_timestamp
-            self.close_reason = "rst" if self.rst_from is not None else "fin"
-            self.closed_attempt = self.rst_from is not None and not self.has_data
-        return events
+            if type(e) is not Data:
+                self._mark_event(e)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Close the connection if the packet just taken closed it. The close is decided
+        once the whole packet is taken (its data counts for whether a reset ended a mere
+        attempt)."""
+        state = self.state
+        if state != CLOSED:
+            if self.rst_from is not None:
+                self._on(GOT_RST)
+            elif state == CLOSING:
+                a, b = self.sides
+                if a.fin and b.fin and a.half.fin_acked and b.half.fin_acked:
+                    self._on(FINS_ACKED)
 
     def _confirmed(self) -> None:
         """Segments first refused as implausible, then confirmed by a later packet: the
         flags that were not recorded when they came."""
-        for side in (0, 1):
-            half = self.halves[side]
-            for s in half.confirmed:
+        for d in (0, 1):
+            side = self.sides[d]
+            for s in side.half.confirmed:
                 if s.fin:
-                    self.fin_from[side] = True
-                    self._mark(side, "F")
+                    side.fin = True
+                    self._mark(d, "F")
+                    self._on(GOT_FIN)
                 if s.payload or s.missing:
                     self.has_data = True
-                    self._mark(side, "D")
-            half.confirmed.clear()
+                    self._mark(d, "D")
+                    self._on(GOT_DATA)
+            side.half.confirmed.clear()
 
     def _syn(self, seg: Segment, d: int, has_ack: bool) -> None:
         """Book-keeping of a SYN or SYN-ACK: roles, handshake, window scaling."""
-        if not self._syn_opts[d]:
-            self._syn_opts[d] = True
-            self._wscale[d] = seg.wscale
-            if self._syn_opts[1 - d]:
+        side = self.sides[d]
+        if not side.syn_opts:
+            side.syn_opts = True
+            side.wscale = seg.wscale
+            a, b = self.sides
+            if a.syn_opts and b.syn_opts:
                 # Scaling is in effect only when both SYNs carried the option
                 # (RFC 7323); each side's windows are shifted by its own scale.
-                both = self._wscale[0] is not None and self._wscale[1] is not None
-                for side in (0, 1):
-                    self.halves[1 - side].peer_scale = (self._wscale[side] or 0) if both else 0
+                both = a.wscale is not None and b.wscale is not None
+                a.half.peer_scale = (b.wscale or 0) if both else 0
+                b.half.peer_scale = (a.wscale or 0) if both else 0
         if has_ack:
-            if not self.synack_from[d]:
-                self.synack_ack[d] = seg.ack
-            self.synack_from[d] = True
+            if not side.synack:
+                side.synack_ack = seg.ack
+            side.synack = True
             self._mark(d, "H")
             if self.synack_seen_at is None:
                 self.synack_seen_at = seg.timestamp
         else:
-            if self.closed_at is not None and self.halves[d].isn == seg.seq:
-                # A retried SYN reopens the attempt the RST had closed.
-                self.closed_at = None
-                self.close_reason = None
-                self.rst_from = None
-                self.rst_timestamp = None
-            self.syn_from[d] = True
+            if self.state == CLOSED and side.half.isn == seg.seq:
+                self._on(SYN_RETRIED)
+            side.syn = True
             if self.first_syn is None:
                 self.first_syn = d
             self._mark(d, "S")
@@ -379,8 +592,9 @@ class TCPConnection:
         """The history letters and close state of a segment that was believed."""
         flags = seg.flags
         if flags & FIN and not flags & SYN:
-            self.fin_from[d] = True
+            self.sides[d].fin = True
             self._mark(d, "F")
+            self._on(GOT_FIN)
         if flags & RST:
             if self.rst_from is None:
                 self.rst_from = d
@@ -389,6 +603,7 @@ class TCPConnection:
         if seg.payload or seg.missing:
             self.has_data = True
             self._mark(d, "D")
+            self._on(GOT_DATA)
         elif has_ack and not (flags & (SYN | FIN | RST)):
             self._mark(d, "A")
         if seg.window == 0 and not (flags & RST):
@@ -399,15 +614,18 @@ class TCPConnection:
     @property
     def buffered(self) -> int:
         """Bytes held above holes in both directions."""
-        return self.halves[0].buffered + self.halves[1].buffered
+        a, b = self.sides
+        return a.half.buffered + b.half.buffered
 
     def release(self, timestamp: float) -> list[Event]:
         """Deliver everything buffered above holes, the holes becoming gaps (``limit``)."""
-        return self._marked(self.halves[0].release(timestamp) + self.halves[1].release(timestamp))
+        a, b = self.sides
+        return self._marked(a.half.release(timestamp) + b.half.release(timestamp))
 
     def finish(self, timestamp: float) -> list[Event]:
         """Flush both halves: every remaining hole becomes a gap."""
-        return self._marked(self.halves[0].finish(timestamp) + self.halves[1].finish(timestamp))
+        a, b = self.sides
+        return self._marked(a.half.finish(timestamp) + b.half.finish(timestamp))
 
     def _marked(self, events: list[Event]) -> list[Event]:
         """``events``, after recording their gaps in the history."""
@@ -418,9 +636,10 @@ class TCPConnection:
 
     def client(self) -> int:
         """The client's side (0 or 1), decided from everything seen so far."""
+        a, b = self.sides
         return decide_client(
-            self.syn_from,
-            self.synack_from,
+            [a.syn, b.syn],
+            [a.synack, b.synack],
             self.first_syn,
             (self.endpoints[0][1], self.endpoints[1][1]),
             self.known_client,
@@ -432,20 +651,20 @@ class TCPConnection:
         A leading ``^`` says the client is not the side that sent the first captured
         packet (Zeek's "direction flipped").
         """
-        out = ["^"] if client != 0 else []
-        for d, letter in self._history:
-            out.append(letter if d == client else letter.lower())
-        return "".join(out)
+        if client != 0:
+            return "^" + self._history.swapcase()
+        return self._history
 
     def summary(self, closed_by: str, open_at_end: bool) -> ConnectionSummary:
         """The finished connection, for the flow builder."""
         client = self.client()
+        a, b = self.sides
         return ConnectionSummary(
             conn=self.conn,
             stream=self.stream,
             endpoints=self.endpoints,
             client=client,
-            handshake_seen=self.syn_from[client] and self.synack_from[1 - client],
+            handshake_seen=self.sides[client].syn and self.sides[1 - client].synack,
             # The earliest capture time of any of its packets, whatever their capture
             # order (a SYN captured late, frames merged from two interfaces), as tshark
             # and Zeek take it.
@@ -454,15 +673,15 @@ class TCPConnection:
             setup_timestamp=self.setup_timestamp,
             first_frame=self.first_frame,
             last_frame=self.last_frame,
-            packets=list(self.packets),
-            bytes=[self.halves[0].delivered, self.halves[1].delivered],
+            packets=[a.packets, b.packets],
+            bytes=[a.half.delivered, b.half.delivered],
             history=self.history(client),
             closed_by=closed_by,
             open_at_end=open_at_end,
             rst_from=self.rst_from,
             rst_timestamp=self.rst_timestamp,
-            isn=[self.halves[0].isn, self.halves[1].isn],
-            low=[self.halves[0].low, self.halves[1].low],
-            tunnels=list(self.paths),
+            isn=[a.half.isn, b.half.isn],
+            low=[a.half.low, b.half.low],
+            tunnels=self.tunnels(),
             follows=self.follows,
         )

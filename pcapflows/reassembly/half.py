@@ -29,11 +29,11 @@ The rules it implements, and why:
 from __future__ import annotations
 
 import bisect
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
-from pcapflows.reassembly.seqnum import Unwrapper, seq_diff
+from pcapflows.reassembly.seqnum import HALF, MASK, MOD, seq_diff
 from pcapflows.stats import PAYLOAD_BUCKETS
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
@@ -74,6 +74,11 @@ UNKNOWN_SCALE = 7
 #: place every later retransmission of older bytes 4 GiB ahead.
 MAX_JUMP = (1 << 31) - (1 << 26)
 
+#: Delivered pieces shorter than this are joined with a short piece before them in the
+#: list kept for conflict checks, so that the list stays short (a retransmission is
+#: compared by walking it) even when the sender writes a byte at a time.
+KEEP_JOIN = 512
+
 #: What one buffered piece costs beyond its payload (the piece object, its bytes
 #: object's header, its slot in the sorted structure, its numbers), charged to the
 #: buffer limits so that a million one-byte pieces cost what they really cost.
@@ -92,6 +97,82 @@ NEW = 0
 RETRANSMISSION = 1
 #: Not placed: its sequence number is implausible (see :meth:`HalfStream.bound`).
 REFUSED = 2
+
+# What the decision (:meth:`HalfStream._classify`) makes of a segment, before anything
+# is done with it; each has one action.
+#: The next bytes of a started stream, nothing buffered: delivered at once.
+IN_ORDER = 0
+#: The first segment of the direction, or a SYN: it starts (or moves) the stream.
+START = 1
+#: A sequence number no receiver would have accepted: held back until confirmed.
+IMPLAUSIBLE = 2
+#: No payload and no FIN (an ACK, a RST): it only moves the unwrapping.
+EMPTY = 3
+#: Anything else (a FIN, bytes below the start, a retransmission, bytes ahead of a
+#: hole): cut into parts, each placed by its own action (:meth:`HalfStream._place`).
+PLACE = 4
+
+
+class _Tally:
+    """The counters of a :class:`HalfStream` that stay zero on a healthy stream."""
+
+    __slots__ = (
+        "after_fin",
+        "before_start",
+        "conflict",
+        "duplicate",
+        "gap_bytes",
+        "implausible",
+        "implausible_acks",
+        "implausible_segments",
+        "keepalives",
+        "limit",
+    )
+
+    def __init__(self) -> None:
+        self.after_fin = 0
+        self.before_start = 0
+        self.conflict = 0
+        self.duplicate = 0
+        self.gap_bytes = 0
+        self.implausible = 0
+        self.implausible_acks = 0
+        self.implausible_segments = 0
+        self.keepalives = 0
+        self.limit = 0
+
+
+#: The tally of every stream whose counters are all zero (never written to).
+_NO_TALLY = _Tally()
+
+
+class _Counter:
+    """A counter attribute of :class:`HalfStream` stored in its :class:`_Tally`, which is
+    made when the counter first becomes non-zero: a quiet stream carries one shared
+    all-zero tally instead of ten slots."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Counter: ...
+    @overload
+    def __get__(self, obj: HalfStream, owner: type | None = None) -> int: ...
+    def __get__(self, obj: HalfStream | None, owner: type | None = None) -> int | _Counter:
+        if obj is None:
+            return self
+        value: int = getattr(obj._tally, self.name)
+        return value
+
+    def __set__(self, obj: HalfStream, value: int) -> None:
+        tally = obj._tally
+        if tally is _NO_TALLY:
+            if not value:
+                return
+            tally = obj._tally = _Tally()
+        setattr(tally, self.name, value)
 
 
 class BufferPool:
@@ -160,6 +241,16 @@ class _Suspect(NamedTuple):
         return self.off + len(self.payload) + self.missing
 
 
+#: Shared stand-ins for structures most streams never need (nothing buffered above a
+#: hole, no gap remembered, no jump confirmed, nothing delivered yet): a stream gets
+#: its own on first use, so that a quiet connection pays for none of them. They are
+#: never modified: every method that adds to one replaces it first.
+_NO_PENDING = Pending()
+_NO_HOLES: list[list[int]] = []
+_NO_SUSPECTS: list[_Suspect] = []
+_NOTHING_KEPT: list[bytes] = []
+
+
 class HalfStream:
     """Reassembly state of one direction of one connection.
 
@@ -178,33 +269,26 @@ class HalfStream:
         "_forgotten",
         "_holes",
         "_keep",
+        "_kept",
+        "_kept_start",
         "_max_buffer",
         "_pending",
-        "_seq",
+        "_ref_off",
+        "_ref_raw",
         "_suspect",
         "_suspect_ack",
-        "_tail",
         "_tail_start",
+        "_tally",
         "acked_to",
-        "after_fin",
         "anchored",
-        "before_start",
         "buffered",
         "confirmed",
-        "conflict",
         "conn",
         "delivered",
         "direction",
-        "duplicate",
         "fin_offset",
-        "gap_bytes",
         "high",
-        "implausible",
-        "implausible_acks",
-        "implausible_segments",
         "isn",
-        "keepalives",
-        "limit",
         "low",
         "next",
         "peer_scale",
@@ -229,7 +313,12 @@ class HalfStream:
         self.pool = pool if pool is not None else BufferPool()
         self._keep = keep
         self._max_buffer = max_buffer
-        self._seq: Unwrapper | None = None
+        # The unwrapping of raw sequence numbers (see :class:`~pcapflows.reassembly.seqnum.
+        # Unwrapper`, whose rule this follows; kept as two numbers here because it is
+        # consulted for every packet): the newest segment start seen, raw and as an
+        # offset. ``_ref_raw`` is -1 until the first segment.
+        self._ref_raw = -1
+        self._ref_off = 0
         #: Offset of the next byte to deliver: everything below was delivered or gapped.
         self.next = 0
         #: Highest offset known to have been sent (end of the highest segment).
@@ -240,12 +329,16 @@ class HalfStream:
         self.fin_offset: int | None = None
         #: Highest offset the peer acknowledged (plausible acknowledgments only).
         self.acked_to: int | None = None
-        self._pending = Pending()
+        self._pending = _NO_PENDING
         #: Bytes held above holes, plus :data:`CHUNK_COST` per piece.
         self.buffered = 0
-        # The last delivered bytes, covering [_tail_start, next), for conflict checks.
-        self._tail = bytearray()
+        # Delivered bytes [_tail_start, next) are remembered for conflict checks: by
+        # reference to the delivered payloads themselves (the bytes the consumer holds
+        # anyway), ``_kept``, which cover [_kept_start, next), the first one possibly
+        # reaching below ``_tail_start``. Between DEFAULT_KEEP and twice that is kept.
         self._tail_start = 0
+        self._kept = _NOTHING_KEPT
+        self._kept_start = 0
         #: Lowest offset belonging to the stream; it moves down for data captured late
         #: below the first sequence number seen, unless a SYN fixed the start.
         self.low = 0
@@ -257,7 +350,7 @@ class HalfStream:
         self.successor = False
         #: Declared gaps that late segments may still fill: sorted [start, end) pairs,
         #: at most :data:`MAX_HOLES`; holes below ``_forgotten`` may have been dropped.
-        self._holes: list[list[int]] = []
+        self._holes = _NO_HOLES
         self._forgotten = -(1 << 62)
         #: Largest window the peer advertised (as on the wire) and the scale it applies.
         self.peer_window = 0
@@ -267,25 +360,30 @@ class HalfStream:
         self._suspect_ack: tuple[int, float] | None = None
         #: Segments first refused, then placed when a later packet confirmed them; the
         #: connection drains this to record their flags.
-        self.confirmed: list[_Suspect] = []
-        #: Where the captured payload bytes went (see :meth:`buckets`).
+        self.confirmed = _NO_SUSPECTS
+        #: Where the captured payload bytes went (see :meth:`buckets`): ``delivered``
+        #: here, the others (rare) in the tally.
         self.delivered = 0
-        self.duplicate = 0
-        self.conflict = 0
-        self.implausible = 0
-        self.before_start = 0
-        self.after_fin = 0
-        self.limit = 0
-        #: Bytes declared missing (gaps), segments and acknowledgments not believed.
-        self.gap_bytes = 0
-        self.implausible_segments = 0
-        self.implausible_acks = 0
-        self.keepalives = 0
+        self._tally = _NO_TALLY
+
+    # Counters of what went otherwise than delivered: zero for most streams, kept in a
+    # _Tally made on first use (see _Counter).
+    duplicate = _Counter()
+    conflict = _Counter()
+    implausible = _Counter()
+    before_start = _Counter()
+    after_fin = _Counter()
+    limit = _Counter()
+    #: Bytes declared missing (gaps), segments and acknowledgments not believed.
+    gap_bytes = _Counter()
+    implausible_segments = _Counter()
+    implausible_acks = _Counter()
+    keepalives = _Counter()
 
     @property
     def started(self) -> bool:
         """Whether any segment of this direction has been seen."""
-        return self._seq is not None
+        return self._ref_raw >= 0
 
     @property
     def has_pending(self) -> bool:
@@ -303,7 +401,29 @@ class HalfStream:
 
     def offset_of(self, raw: int) -> int | None:
         """Relative offset of a raw sequence number, or None before the first segment."""
-        return None if self._seq is None else self._seq.offset(raw)
+        return None if self._ref_raw < 0 else self._offset(raw)
+
+    def _offset(self, raw: int) -> int:
+        """The offset of raw sequence number ``raw`` (a started stream), without moving
+        the reference point: the one closest to it, as serial arithmetic says."""
+        d = (raw - self._ref_raw) & MASK
+        return self._ref_off + (d - MOD if d >= HALF else d)
+
+    def _advance(self, raw: int) -> int:
+        """:meth:`_offset`, moving the reference forward if ``raw`` is newer."""
+        d = (raw - self._ref_raw) & MASK
+        if d >= HALF:
+            return self._ref_off + d - MOD
+        off = self._ref_off + d
+        if d:
+            self._ref_off = off
+            self._ref_raw = raw & MASK
+        return off
+
+    def _start(self, raw: int, offset: int) -> None:
+        """Let raw sequence number ``raw`` be at ``offset``."""
+        self._ref_raw = raw & MASK
+        self._ref_off = offset
 
     def bound(self) -> int:
         """How far beyond the highest byte seen a segment may plausibly start.
@@ -325,12 +445,11 @@ class HalfStream:
     def position(self) -> Position | None:
         """Where this (finished) stream ended, for a connection that may continue it;
         None if this direction sent nothing."""
-        if self._seq is None:
+        if self._ref_raw < 0:
             return None
-        ref_raw, ref_off = self._seq.reference()
         return Position(
-            ref_raw,
-            ref_off,
+            self._ref_raw,
+            self._ref_off,
             self.low,
             max(self.next, self.high),
             self.syn_seen,
@@ -344,8 +463,8 @@ class HalfStream:
     def seed(self, pos: Position) -> None:
         """Continue the sequence space of a finished stream of the same direction and
         addresses: its bytes are never delivered again (they are retransmissions)."""
-        self._seq = Unwrapper(pos.ref_raw, pos.ref_off)
-        self.next = self.low = self.high = self._tail_start = pos.end
+        self._start(pos.ref_raw, pos.ref_off)
+        self.next = self.low = self.high = self._tail_start = self._kept_start = pos.end
         self.anchored = self._data_seen = self.successor = True
         self.syn_seen = pos.syn_seen
         self.isn = pos.isn
@@ -371,40 +490,152 @@ class HalfStream:
 
         ``missing`` payload bytes followed ``payload`` on the wire but were not captured.
         """
-        unwrap = self._seq
-        if unwrap is not None and not syn:
-            off = unwrap.offset(seq)
-            if (
-                off == self.next
-                and payload
-                and not missing
-                and not fin
-                and not self._pending
-                and self._suspect is None
-                and self.fin_offset is None
-                and off >= self.low
-                and (self.anchored or self._data_seen)
-            ):
-                # The common case: the next bytes in order, nothing waiting.
-                unwrap.advance(seq)
-                self._data_seen = True
-                end = off + len(payload)
-                if end > self.high:
-                    self.high = end
-                events: list[Event] = [
-                    Data(self.conn, self.direction, off, payload, timestamp, order)
-                ]
-                self._delivered(payload)
-                return events, NEW
-            if not self._plausible(off, len(payload) + missing):
-                return self._suspicious(_Suspect(off, seq, payload, missing, fin, timestamp, order))
-            if self._suspect is not None:
-                self._drop_suspect()
-            if not payload and not missing and not fin:
-                # An empty segment (a pure ACK, a RST): it only moves the unwrapping.
-                unwrap.advance(seq)
-                return [], NEW
-        return self._place(seq, payload, missing, syn, fin, timestamp, order)
+        events: list[Event] = []
+        return events, self.take(seq, payload, missing, syn, fin, timestamp, order, events)
+
+    def take(
+        self,
+        seq: int,
+        payload: bytes,
+        missing: int,
+        syn: bool,
+        fin: bool,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> int:
+        """:meth:`segment`, appending the events to ``events`` (one list for a whole
+        packet, instead of one per level that the caller then copies).
+
+        First the decision (:meth:`_classify`), then one action for what was decided, as
+        gopacket's assembler does: nothing is changed before it is known where the
+        segment goes.
+        """
+        kind, off = self._classify(seq, payload, missing, syn, fin)
+        if kind == IN_ORDER:
+            self._append(seq, off, payload, timestamp, order, events)
+            return NEW
+        if kind == IMPLAUSIBLE:
+            s = _Suspect(off, seq, payload, missing, fin, timestamp, order)
+            return self._suspicious(s, events)
+        if kind == START:
+            return self._place(seq, payload, missing, syn, fin, timestamp, order, events)
+        # A plausible segment: an implausible one held back is not confirmed by it.
+        if self._suspect is not None:
+            self._drop_suspect()
+        if kind == EMPTY:
+            self._advance(seq)
+            return NEW
+        return self._place(seq, payload, missing, syn, fin, timestamp, order, events)
+
+    def _classify(
+        self, seq: int, payload: bytes, missing: int, syn: bool, fin: bool
+    ) -> tuple[int, int]:
+        """What a segment is (:data:`IN_ORDER`, :data:`START`, :data:`IMPLAUSIBLE`,
+        :data:`EMPTY` or :data:`PLACE`), and its offset (0 for :data:`START`).
+
+        :data:`IN_ORDER` is tested first because nearly every data segment of a healthy
+        capture is one: the next bytes, nothing buffered that they could overlap or that
+        would have to come first, no FIN to clip at, nothing held back as implausible.
+        """
+        if self._ref_raw < 0 or syn:
+            # The first segment, or a SYN: it fixes (or moves) the stream's start and is
+            # never judged against a window it defines itself.
+            return START, 0
+        off = self._offset(seq)
+        if (
+            off == self.next
+            and payload
+            and not missing
+            and not fin
+            and not self._pending
+            and self._suspect is None
+            and self.fin_offset is None
+            and off >= self.low
+            and (self.anchored or self._data_seen)
+        ):
+            return IN_ORDER, off
+        if not self._plausible(off, len(payload) + missing):
+            return IMPLAUSIBLE, off
+        if not payload and not missing and not fin:
+            return EMPTY, off
+        return PLACE, off
+
+    def _append(
+        self, seq: int, off: int, payload: bytes, timestamp: float, order: int, events: list[Event]
+    ) -> None:
+        """Action for :data:`IN_ORDER`: the bytes are delivered as they are, without being
+        buffered first (gopacket delivers in-order bytes at once too)."""
+        self._advance(seq)
+        self._data_seen = True
+        end = off + len(payload)
+        if end > self.high:
+            self.high = end
+        events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+        self._delivered(payload)
+
+    def deliver_next(
+        self, seq: int, payload: bytes, timestamp: float, order: int, events: list[Event]
+    ) -> bool:
+        """The short path of :meth:`take` for a segment without SYN or FIN whose
+        payload (all captured) may be the next bytes: if it is (the :data:`IN_ORDER`
+        case), deliver it and return True; otherwise change nothing and return False
+        (the caller then goes the whole way). No chunk, no buffer, no copy: the event
+        carries the segment's own bytes."""
+        if (
+            self._pending.count
+            or self._suspect is not None
+            or self.fin_offset is not None
+            or not (self.anchored or self._data_seen)
+        ):
+            return False
+        ref_raw = self._ref_raw
+        if ref_raw < 0:
+            return False
+        d = (seq - ref_raw) & MASK
+        off = self._ref_off + (d - MOD if d >= HALF else d)
+        if off != self.next or off < self.low:
+            return False
+        if d and d < HALF:
+            self._ref_off = off
+            self._ref_raw = seq & MASK
+        n = len(payload)
+        end = off + n
+        if end >= self.high:
+            self.high = end
+        self._data_seen = True
+        events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+        # What _delivered does, written out: this runs for nearly every data packet.
+        self.delivered += n
+        self.next = end
+        kept = self._kept
+        if kept is _NOTHING_KEPT:
+            self._kept = [payload]
+        elif n < KEEP_JOIN and len(kept[-1]) < KEEP_JOIN:
+            kept[-1] += payload
+        else:
+            kept.append(payload)
+        if end - self._tail_start > 2 * self._keep:
+            self._forget_kept()
+        return True
+
+    def skip_empty(self, seq: int) -> bool:
+        """The short path of :meth:`take` for an empty segment (no payload, SYN or FIN)
+        within the stream as seen so far: it only moves the unwrapping. Return False,
+        changing nothing, for any other case."""
+        ref_raw = self._ref_raw
+        if ref_raw < 0 or self._suspect is not None:
+            return False
+        d = (seq - ref_raw) & MASK
+        off = self._ref_off + (d - MOD if d >= HALF else d)
+        nxt = self.next
+        high = self.high
+        if not nxt <= off <= (high if high > nxt else nxt):
+            return False
+        if d and d < HALF:
+            self._ref_off = off
+            self._ref_raw = seq & MASK
+        return True
 
     def _plausible(self, off: int, length: int) -> bool:
         top = self.high if self.high > self.next else self.next
@@ -413,8 +644,9 @@ class HalfStream:
         b = self.bound()
         return off <= top + b and off + length >= min(self.next, self.low) - b
 
-    def _suspicious(self, s: _Suspect) -> tuple[list[Event], int]:
-        """An implausible segment: held back, unless a second packet confirms the jump.
+    def _suspicious(self, s: _Suspect, events: list[Event]) -> int:
+        """Action for :data:`IMPLAUSIBLE`: the segment is held back, unless a second
+        packet confirms the jump.
 
         A later segment of this direction that goes on from it (starts after it, within
         the window of its end), or the peer acknowledging exactly its start or at least
@@ -426,8 +658,9 @@ class HalfStream:
         if ack is not None and ack[0] == s.off and self._believable(s.off):
             self._suspect_ack = None
             self._drop_suspect()
-            events, status = self._confirm(s)
-            return events + self.acked_to_offset(ack[0], ack[1]), status
+            status = self._confirm(s, events)
+            self._ack_offset(ack[0], ack[1], events)
+            return status
         prev = self._suspect
         if (
             prev is not None
@@ -435,23 +668,24 @@ class HalfStream:
             and self._believable(prev.off)
         ):
             self._suspect = None
-            events, _ = self._confirm(prev)
-            more, status = self._confirm(s)
-            return events + more, status
+            self._confirm(prev, events)
+            return self._confirm(s, events)
         self._drop_suspect()
         self._suspect = s
-        return [], REFUSED
+        return REFUSED
 
     def _believable(self, off: int) -> bool:
         """Whether a jump to ``off`` may be believed once confirmed."""
         top = self.high if self.high > self.next else self.next
         return off - top <= MAX_JUMP and min(self.next, self.low) - off <= MAX_JUMP
 
-    def _confirm(self, s: _Suspect) -> tuple[list[Event], int]:
+    def _confirm(self, s: _Suspect, events: list[Event]) -> int:
         """Place a segment whose jump was confirmed; remember it for the connection's
         flags (it was reported as refused when it arrived)."""
+        if self.confirmed is _NO_SUSPECTS:
+            self.confirmed = []
         self.confirmed.append(s)
-        return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order)
+        return self._place(s.seq, s.payload, s.missing, False, s.fin, s.timestamp, s.order, events)
 
     def _drop_suspect(self) -> None:
         s = self._suspect
@@ -478,152 +712,247 @@ class HalfStream:
         fin: bool,
         timestamp: float,
         order: int,
-    ) -> tuple[list[Event], int]:
-        """The body of :meth:`segment`, for a segment judged plausible (or confirmed)."""
-        events: list[Event] = []
-        if self._seq is None:
-            # SYN occupies one sequence number, so data starts one after it.
-            self._seq = Unwrapper(seq, -1 if syn else 0)
-            self.anchored = syn
-        if syn and not self.syn_seen:
-            self.syn_seen = True
-            self.isn = seq
-            if not self.anchored and self.delivered == 0 and not self._pending:
-                # Only empty packets so far (say a stray ACK with its own numbering):
-                # the SYN defines the stream; what was learnt moves with it.
-                # A FIN or an acknowledgment below the SYN was not about this stream.
-                shift = -1 - self._seq.offset(seq)
-                if self.fin_offset is not None:
-                    self.fin_offset += shift
-                    if self.fin_offset < 0:
-                        self.fin_offset = None
-                if self.acked_to is not None:
-                    self.acked_to += shift
-                    if self.acked_to < 0:
-                        self.acked_to = None
-                self._seq = Unwrapper(seq, -1)
-                self.next = self.low = self.high = 0
-                self._tail_start = 0
-                self._holes = []
-                self.anchored = True
-            elif not self.anchored:
-                # A SYN captured after other packets of this side: it fixes the start.
-                s0 = self._seq.offset(seq) + 1
-                if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
-                    if s0 < self.low:
-                        self._hole(s0, self.low - s0, timestamp, events, "unseen")
-                        self.low = s0
-                    self.anchored = True
-        off = self._seq.advance(seq)
-        if syn:
-            off += 1
+        events: list[Event],
+    ) -> int:
+        """Action for :data:`START` and :data:`PLACE` (and a confirmed jump).
+
+        The segment is cut into parts, in stream order, and each part gets its own
+        action: what lies at or beyond the FIN is not the stream (:meth:`_clip_at_fin`);
+        what lies below the stream's start grows it downwards or is only counted
+        (:meth:`_below_start`); what lies below the next byte was delivered already and
+        is compared with it (:meth:`_below_next`); the rest is new, delivered at once
+        when it is next in order and queued above the hole otherwise (:meth:`_new`).
+        """
+        off = self._locate(seq, syn, timestamp, events)
         length = len(payload) + missing
         end = off + length
         if fin and self.fin_offset is None and (end >= self.low or not self.syn_seen):
             # The first FIN ends the stream, unless it lies below the SYN (a FIN sent
             # before the SYN-ACK is an evasion trick, not this stream's end).
-            self.fin_offset = end
-            self._retract_from(end, events)
-            self._drop_after(end)
+            self._end_at(end, events)
         elif self.fin_offset is not None and end > self.fin_offset:
-            # Bytes beyond the FIN are not part of the stream.
-            keep = max(self.fin_offset - off, 0)
-            self.after_fin += max(len(payload) - keep, 0)
-            if keep < len(payload):
-                payload = payload[:keep]
-                missing = 0
-            else:
-                missing = keep - len(payload)
-            length = keep
+            payload, missing = self._clip_at_fin(off, payload, missing, self.fin_offset)
+            length = len(payload) + missing
             end = off + length
         if length == 0:
-            return events, NEW
-        if not self.anchored and not self._data_seen:
-            # Mid-stream: the first bytes seen (not the first empty ACK, whose number
-            # may be the FIN's or beyond) start the stream.
-            self.low = self.next = self._tail_start = off
-            self.high = end
-        self._data_seen = True
-        if end > self.high:
-            self.high = end
+            return NEW
+        self._see_data(off, end)
         if off < self.low:
-            cut = min(self.low - off, length)
-            captured = min(cut, len(payload))
-            if not self.anchored and self.low - off <= PREFIX_WINDOW:
-                # Earlier bytes of a stream picked up mid-stream: the stream grows down.
-                top = off + cut
-                if top < self.low:
-                    self._hole(top, self.low - top, timestamp, events, "unseen")
-                self._emit(off, payload[:cut], max(0, cut - len(payload)), timestamp, order, events)
-                self.low = off
-            elif self.successor:
-                # Bytes the finished connection before this one already had.
-                self.duplicate += captured
-            else:
-                # Before the SYN, or too far below the start to believe.
-                self.before_start += captured
+            cut = self._below_start(off, payload, missing, length, timestamp, order, events)
             if cut == length:
-                return events, RETRANSMISSION
-            if cut < len(payload):
-                payload = payload[cut:]
-            else:
-                missing -= cut - len(payload)
-                payload = b""
+                return RETRANSMISSION
+            payload, missing = _trim(payload, missing, cut)
             off += cut
         status = NEW
         if off < self.next:
             status = RETRANSMISSION
-            overlap = min(end, self.next) - off
-            if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
-                # A keep-alive probe: one garbage byte (or none) below the next
-                # expected byte. It is not data and not a conflict.
-                self.keepalives += 1
-                self.duplicate += len(payload)
-                return events, RETRANSMISSION
-            old = payload[:overlap]
-            filled = self._fill_holes(off, old, timestamp, order, events)
-            differ = self._check_delivered(off, old, timestamp, events)
-            rest = len(old) - filled - differ
-            # Below holes forgotten for want of room, a byte may have been a late fill:
-            # what it was cannot be told, because a limit discarded what would tell.
-            lost = min(max(0, min(off + len(old), self._tail_start, self._forgotten) - off), rest)
-            self.limit += lost
-            self.duplicate += rest - lost
-            self.conflict += differ
-            if end <= self.next:
-                return events, RETRANSMISSION
-            cut = self.next - off
-            if cut < len(payload):
-                payload = payload[cut:]
-            else:
-                missing -= cut - len(payload)
-                payload = b""
+            if self._below_next(off, end, payload, length, fin, timestamp, order, events):
+                return RETRANSMISSION
+            payload, missing = _trim(payload, missing, self.next - off)
             off = self.next
-        if payload:
-            if self._insert(off, off + len(payload), payload, timestamp, order, events):
-                status = RETRANSMISSION
-        if missing > 0:
-            self._insert(off + len(payload), end, None, timestamp, order, events)
+        if self._new(off, end, payload, missing, timestamp, order, events):
+            status = RETRANSMISSION
         self._deliver(events)
         if self.buffered > self._max_buffer:
             self._skip_to_pending(timestamp, events, "limit")
-        return events, status
+        return status
+
+    def _locate(self, seq: int, syn: bool, timestamp: float, events: list[Event]) -> int:
+        """The offset of a segment's first byte of data; the first segment starts the
+        sequence space, and a first SYN fixes where the stream starts."""
+        if self._ref_raw < 0:
+            # SYN occupies one sequence number, so data starts one after it.
+            self._start(seq, -1 if syn else 0)
+            self.anchored = syn
+        if syn and not self.syn_seen:
+            self._first_syn(seq, timestamp, events)
+        off = self._advance(seq)
+        return off + 1 if syn else off
+
+    def _first_syn(self, seq: int, timestamp: float, events: list[Event]) -> None:
+        """The first SYN of this direction: it defines offset 0."""
+        self.syn_seen = True
+        self.isn = seq
+        if not self.anchored and self.delivered == 0 and not self._pending:
+            # Only empty packets so far (say a stray ACK with its own numbering):
+            # the SYN defines the stream; what was learnt moves with it.
+            # A FIN or an acknowledgment below the SYN was not about this stream.
+            shift = -1 - self._offset(seq)
+            if self.fin_offset is not None:
+                self.fin_offset += shift
+                if self.fin_offset < 0:
+                    self.fin_offset = None
+            if self.acked_to is not None:
+                self.acked_to += shift
+                if self.acked_to < 0:
+                    self.acked_to = None
+            self._start(seq, -1)
+            self.next = self.low = self.high = 0
+            self._tail_start = self._kept_start = 0
+            self._holes = _NO_HOLES
+            self.anchored = True
+        elif not self.anchored:
+            # A SYN captured after other packets of this side: it fixes the start.
+            s0 = self._offset(seq) + 1
+            if s0 <= self.low and self.low - s0 <= PREFIX_WINDOW:
+                if s0 < self.low:
+                    self._hole(s0, self.low - s0, timestamp, events, "unseen")
+                    self.low = s0
+                self.anchored = True
+
+    def _end_at(self, fin_offset: int, events: list[Event]) -> None:
+        """The first FIN: the stream ends at ``fin_offset``; gaps declared and bytes
+        buffered at or beyond it were not the stream."""
+        self.fin_offset = fin_offset
+        self._retract_from(fin_offset, events)
+        self._drop_after(fin_offset)
+
+    def _clip_at_fin(
+        self, off: int, payload: bytes, missing: int, fin_offset: int
+    ) -> tuple[bytes, int]:
+        """The part of a segment below the FIN; the captured bytes beyond it are
+        counted (``after_fin``)."""
+        keep = max(fin_offset - off, 0)
+        self.after_fin += max(len(payload) - keep, 0)
+        if keep < len(payload):
+            return payload[:keep], 0
+        return payload, keep - len(payload)
+
+    def _see_data(self, off: int, end: int) -> None:
+        """A segment with data (after clipping): the first one of a stream picked up
+        mid-stream starts it (not the first empty ACK, whose number may be the FIN's or
+        beyond)."""
+        if not self.anchored and not self._data_seen:
+            self.low = self.next = self._tail_start = self._kept_start = off
+            self.high = end
+        self._data_seen = True
+        if end > self.high:
+            self.high = end
+
+    def _below_start(
+        self,
+        off: int,
+        payload: bytes,
+        missing: int,
+        length: int,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> int:
+        """The part below the stream's lowest offset; return its length."""
+        cut = min(self.low - off, length)
+        captured = min(cut, len(payload))
+        if not self.anchored and self.low - off <= PREFIX_WINDOW:
+            # Earlier bytes of a stream picked up mid-stream: the stream grows down.
+            top = off + cut
+            if top < self.low:
+                self._hole(top, self.low - top, timestamp, events, "unseen")
+            self._emit(off, payload[:cut], max(0, cut - len(payload)), timestamp, order, events)
+            self.low = off
+        elif self.successor:
+            # Bytes the finished connection before this one already had.
+            self.duplicate += captured
+        else:
+            # Before the SYN, or too far below the start to believe.
+            self.before_start += captured
+        return cut
+
+    def _below_next(
+        self,
+        off: int,
+        end: int,
+        payload: bytes,
+        length: int,
+        fin: bool,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> bool:
+        """The part below the next byte to deliver (a retransmission): it fills declared
+        gaps, or is compared with what was delivered. Return whether the whole segment
+        was such a part (``length`` is the segment's before its part below the start
+        was cut off)."""
+        overlap = min(end, self.next) - off
+        if length <= 1 and off == self.next - 1 and not fin and not self._in_hole(off):
+            # A keep-alive probe: one garbage byte (or none) below the next
+            # expected byte. It is not data and not a conflict.
+            self.keepalives += 1
+            self.duplicate += len(payload)
+            return True
+        old = payload[:overlap]
+        filled = self._fill_holes(off, old, timestamp, order, events)
+        differ = self._check_delivered(off, old, timestamp, events)
+        rest = len(old) - filled - differ
+        # Below holes forgotten for want of room, a byte may have been a late fill:
+        # what it was cannot be told, because a limit discarded what would tell.
+        lost = min(max(0, min(off + len(old), self._tail_start, self._forgotten) - off), rest)
+        self.limit += lost
+        self.duplicate += rest - lost
+        self.conflict += differ
+        return end <= self.next
+
+    def _new(
+        self,
+        off: int,
+        end: int,
+        payload: bytes,
+        missing: int,
+        timestamp: float,
+        order: int,
+        events: list[Event],
+    ) -> bool:
+        """The part at or beyond the next byte: delivered at once when it is next and
+        overlaps nothing buffered, otherwise buffered (overlapping pieces keep their
+        first copy). Return whether it overlapped buffered bytes."""
+        overlapped = False
+        if payload:
+            top = off + len(payload)
+            pend = self._pending
+            if off == self.next and (not pend or top <= pend.first().start):
+                events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
+                self._delivered(payload)
+            else:
+                overlapped = self._insert(off, top, payload, timestamp, order, events)
+        if missing > 0:
+            self._insert(end - missing, end, None, timestamp, order, events)
+        return overlapped
 
     def acked(self, ack: int, timestamp: float) -> list[Event]:
         """The peer acknowledged ``ack``: any hole below it will never be filled."""
-        if self._seq is None:
-            return []
-        target = self._seq.offset(ack)
+        events: list[Event] = []
+        self.ack(ack, timestamp, events)
+        return events
+
+    def ack(self, ack: int, timestamp: float, events: list[Event]) -> None:
+        """:meth:`acked`, appending the events to ``events``."""
+        if self._ref_raw < 0:
+            return
+        target = self._offset(ack)
         if target == self.next and self._suspect_ack is None:
             # The common case: everything delivered so far is acknowledged.
             if self.acked_to is None or target > self.acked_to:
-                self.acked_to = target
-            return []
-        return self.acked_to_offset(target, timestamp)
+                self.acked_to = self.next  # (the same number object)
+            return
+        self._ack_offset(target, timestamp, events)
 
-    def acked_to_offset(self, target: int, timestamp: float) -> list[Event]:
-        """:meth:`acked`, with the acknowledgment already turned into an offset."""
-        events: list[Event] = []
+    def ack_next(self, ack: int) -> bool:
+        """The short path of :meth:`ack`: if ``ack`` acknowledges exactly everything
+        delivered (and no implausible acknowledgment waits), record it and return True;
+        otherwise change nothing and return False."""
+        ref_raw = self._ref_raw
+        if ref_raw < 0 or self._suspect_ack is not None:
+            return False
+        d = (ack - ref_raw) & MASK
+        nxt = self.next
+        if self._ref_off + (d - MOD if d >= HALF else d) != nxt:
+            return False
+        acked = self.acked_to
+        if acked is None or nxt > acked:
+            self.acked_to = nxt
+        return True
+
+    def _ack_offset(self, target: int, timestamp: float, events: list[Event]) -> None:
+        """:meth:`ack`, with the acknowledgment already turned into an offset."""
         if not self._plausible(target, 0):
             # Not an acknowledgment any receiver could send, unless a segment held back
             # as implausible (or a second acknowledgment) agrees.
@@ -632,28 +961,28 @@ class HalfStream:
             if s is not None and self._believable(s.off):
                 if target == s.off or s.end <= target <= s.end + b:
                     self._suspect = None
-                    events, _ = self._confirm(s)
-                    return events + self.acked_to_offset(target, timestamp)
+                    self._confirm(s, events)
+                    self._ack_offset(target, timestamp, events)
+                    return
             prev = self._suspect_ack
             if not (
                 prev is not None and prev[0] < target <= prev[0] + b and self._believable(prev[0])
             ):
                 self._drop_suspect_ack()
                 self._suspect_ack = (target, timestamp)
-                return events
+                return
             self._suspect_ack = None
         elif self._suspect_ack is not None:
             self._drop_suspect_ack()
         if self.acked_to is None or target > self.acked_to:
             self.acked_to = target
         if not (self.anchored or self._data_seen):
-            return events
+            return
         if self.fin_offset is not None and target > self.fin_offset:
             target = self.fin_offset
         if target <= self.next:
-            return events
+            return
         self._gap_until(target, timestamp, events)
-        return events
 
     def release(self, timestamp: float, cause: str = "limit") -> list[Event]:
         """Give up on every hole with buffered bytes above it (gaps with ``cause``) and
@@ -681,10 +1010,10 @@ class HalfStream:
         """Compare a retransmitted copy with the delivered bytes still remembered;
         return how many bytes the reported conflict spans."""
         lo = max(off, self._tail_start)
-        hi = min(off + len(data), self._tail_start + len(self._tail))
+        hi = min(off + len(data), self.next)
         if hi <= lo:
             return 0
-        old = self._tail[lo - self._tail_start : hi - self._tail_start]
+        old = self._kept_bytes(lo, hi)
         new = data[lo - off : hi - off]
         if old == new:
             return 0
@@ -749,6 +1078,8 @@ class HalfStream:
     def _add(self, c: Chunk) -> None:
         """Buffer a piece that overlaps none, merged with data pieces it touches."""
         pend = self._pending
+        if pend is _NO_PENDING:
+            pend = self._pending = Pending()
         cost = c.end - c.start + CHUNK_COST
         data = c.data
         if data is None or c.start <= self.next:
@@ -845,15 +1176,55 @@ class HalfStream:
             self._delivered(data)
 
     def _delivered(self, data: bytes) -> None:
-        """``data`` was delivered at ``next``: move on, and remember it for comparisons."""
-        self.delivered += len(data)
-        self.next += len(data)
-        tail = self._tail
-        tail += data
-        if len(tail) > 2 * self._keep:
-            drop = len(tail) - self._keep
-            del tail[:drop]
-            self._tail_start += drop
+        """``data`` was delivered at ``next``: move on, and remember it (by reference)
+        for comparisons."""
+        n = len(data)
+        self.delivered += n
+        nxt = self.next = self.next + n
+        if self.high == nxt:
+            self.high = nxt  # one number object for both (a quiet stream holds many)
+        kept = self._kept
+        if kept is _NOTHING_KEPT:
+            self._kept = [data]
+        elif n < KEEP_JOIN and len(kept[-1]) < KEEP_JOIN:
+            # Short pieces are joined (a copy of at most twice KEEP_JOIN bytes), so that
+            # a sender writing single bytes does not make the list long.
+            kept[-1] += data
+        else:
+            kept.append(data)
+        if self.next - self._tail_start > 2 * self._keep:
+            self._forget_kept()
+
+    def _forget_kept(self) -> None:
+        """Keep the last DEFAULT_KEEP delivered bytes: the pieces wholly below them are
+        let go."""
+        tail_start = self._tail_start = self.next - self._keep
+        kept = self._kept
+        start = self._kept_start
+        i = 0
+        while start + len(kept[i]) <= tail_start:
+            start += len(kept[i])
+            i += 1
+        del kept[:i]
+        self._kept_start = start
+
+    def _kept_bytes(self, lo: int, hi: int) -> bytes:
+        """The delivered bytes ``[lo, hi)`` (remembered: ``_tail_start <= lo < hi <=
+        next``), walking the kept pieces from the newest (retransmissions are usually of
+        recent bytes)."""
+        parts: list[bytes] = []
+        kept = self._kept
+        end = self.next
+        i = len(kept) - 1
+        while end > lo:
+            piece = kept[i]
+            start = end - len(piece)
+            if start < hi:
+                parts.append(piece[max(lo, start) - start : min(hi, end) - start])
+            end = start
+            i -= 1
+        parts.reverse()
+        return b"".join(parts)
 
     def _hole(
         self, start: int, length: int, timestamp: float, events: list[Event], cause: str
@@ -862,6 +1233,8 @@ class HalfStream:
         events.append(Gap(self.conn, self.direction, start, length, timestamp, cause))
         self.gap_bytes += length
         holes = self._holes
+        if holes is _NO_HOLES:
+            holes = self._holes = []
         i = bisect.bisect_left(holes, [start, start + length])
         holes.insert(i, [start, start + length])
         if len(holes) > MAX_HOLES:
@@ -890,6 +1263,8 @@ class HalfStream:
     def _retract_from(self, fin_offset: int, events: list[Event]) -> None:
         """Nothing at or after the FIN is data: withdraw gaps declared there."""
         holes = self._holes
+        if not holes:
+            return
         i = self._first_hole(fin_offset)
         kept: list[list[int]] = []
         for h0, h1 in holes[i:]:
@@ -955,8 +1330,8 @@ class HalfStream:
         self.next += length
         if self.next > self.high:
             self.high = self.next
-        self._tail.clear()
-        self._tail_start = self.next
+        self._kept = _NOTHING_KEPT
+        self._tail_start = self._kept_start = self.next
 
     def _gap_until(self, target: int, timestamp: float, events: list[Event]) -> None:
         """Give up on every hole below ``target``, delivering buffered bytes between."""
@@ -979,3 +1354,10 @@ class HalfStream:
         if first > self.next:
             self._gap(first - self.next, timestamp, events, cause)
         self._deliver(events)
+
+
+def _trim(payload: bytes, missing: int, cut: int) -> tuple[bytes, int]:
+    """A segment's ``payload`` and ``missing`` bytes without their first ``cut`` bytes."""
+    if cut < len(payload):
+        return payload[cut:], missing
+    return b"", missing - (cut - len(payload))
