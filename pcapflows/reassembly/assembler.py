@@ -153,8 +153,12 @@ class Assembler:
             self._latest = ts
         now = self.now
         if now is None or ts > now:
-            self._advance_clock(ts)
-            now = self.now
+            if now is not None and ts - now <= self.idle_timeout:
+                self.now = now = ts  # the common step forward (see _advance_clock)
+                self._jump = None
+            else:
+                self._advance_clock(ts)
+                now = self.now
         # Memory is reclaimed on the clock, which never goes back: a packet stamped
         # before it counts as activity now, one stamped after it (an unconfirmed jump)
         # at its own time.
@@ -166,13 +170,17 @@ class Assembler:
             key = (*key, tunnel_identity(seg.tunnel))
         events: list[AssemblerEvent] = []
         conn = self._table.get(key)
-        if conn is not None:
+        if conn is not None and (
+            ts > conn.last_timestamp + self.idle_timeout
+            or conn.closed_at is not None
+            or seg.flags & (SYN | ACK) == SYN
+        ):
             conn = self._still_open(conn, seg, events)
         if conn is None:
             conn = self._start(key, seg, clock, events)
             if conn is None:
                 return events
-        self._feed_into(conn, seg, self._order, clock, events)
+        events = self._feed_into(conn, seg, self._order, clock, events)
         if self._timers and self._timers[0][0] < clock:
             self._expire_due(events)
         return events
@@ -233,16 +241,24 @@ class Assembler:
         order: int,
         clock: float,
         events: list[AssemblerEvent],
-    ) -> None:
+    ) -> list[AssemblerEvent]:
+        """Feed ``seg`` to ``conn``; return ``events`` with what that caused added (the
+        connection's own list when ``events`` was empty, the common case: no copy)."""
         if clock > conn.touched:
             conn.touched = clock
         was_closed = conn.closed_at is not None
-        events.extend(conn.feed(seg, order))
+        # The connection's events are assembler events (list invariance aside).
+        caused: list[AssemblerEvent] = conn.feed(seg, order)  # type: ignore[assignment]
+        if events:
+            events.extend(caused)
+        else:
+            events = caused
         if self._pool.buffered > self.max_total_buffer:
             self._release(seg.timestamp, events)
         if not was_closed and conn.closed_at is not None:
             conn.closed_clock = clock
             heapq.heappush(self._timers, (self._deadline(conn), conn.conn))
+        return events
 
     def _expire_due(self, events: list[AssemblerEvent]) -> None:
         if self._timers and self.now is not None and self._timers[0][0] < self.now:
@@ -262,7 +278,9 @@ class Assembler:
         """The connection a held-back packet starts, with that packet fed to it."""
         seg, order, clock = held
         conn = self._open(key, seg, clock, events)
-        self._feed_into(conn, seg, order, clock, events)
+        caused = self._feed_into(conn, seg, order, clock, events)
+        if caused is not events:
+            events.extend(caused)
         return conn
 
     def _refuse(self, seg: Segment) -> None:

@@ -26,7 +26,7 @@ ClosedBy = Literal["fin", "rst", "idle", "end", "reuse", "limit"]
 GapCause = Literal["ack", "snaplen", "limit", "end", "unseen"]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Data:
     """Contiguous bytes of one direction, at ``offset`` in that direction's stream.
 
@@ -45,7 +45,7 @@ class Data:
     fill: bool = False
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Gap:
     """``length`` bytes at ``offset`` were sent but are not in the capture.
 
@@ -64,7 +64,7 @@ class Gap:
     cause: str = "end"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Conflict:
     """A later copy of ``length`` bytes at ``offset`` differed from the first copy."""
 
@@ -75,7 +75,7 @@ class Conflict:
     timestamp: float
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class GapRetracted:
     """``length`` bytes at ``offset`` reported in a :class:`Gap` were not data after all.
 
@@ -92,7 +92,7 @@ class GapRetracted:
 Event = Data | Gap | Conflict | GapRetracted
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Closed:
     """Connection ``conn`` is finished; no further events will name it."""
 
