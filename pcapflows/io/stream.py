@@ -114,17 +114,6 @@ class ByteStream:
             return data + self.read(n - len(data))
         parts = []
         got = 0
-        if n <= READ_CHUNK and not self.stopped:
-            # The common case, one read (a record header or a record's data).
-            try:
-                data = self.f.read(n)
-            except _READ_ERRORS as exc:
-                self._fail(exc)
-                return b""
-            if len(data) == n or not data:
-                return data
-            parts.append(data)
-            got = len(data)
         # Non-blocking reads and pipes can return short: keep reading until EOF.
         while got < n:
             more = self._chunk(min(n - got, READ_CHUNK))
@@ -132,6 +121,8 @@ class ByteStream:
                 break
             parts.append(more)
             got += len(more)
+        if not parts:
+            return b""
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     # -- blocks, for the format loops' fast paths --------------------------------------
@@ -173,19 +164,18 @@ class ByteStream:
                 self._at = at
 
     def _chunk(self, n: int) -> bytes:
-        """One read from the file; b"" at its end, or once reading has failed.
+        """Up to ``n`` bytes from one block read; b"" at the end, or once reading has
+        failed (see :meth:`block`).
 
-        A failure is counted once and ends the data, so the caller handles it exactly
-        like a file cut short: every record before it has been yielded, and the flows
-        then open are still finished and returned.
+        Taken from a whole block, the rest given back, never by a small read of the
+        file: a small read of a buffered file leaves the rest of its 8 KiB buffer
+        behind, and the next ``read1`` returns only that rest, so every block after a
+        record cut by a block's end would shrink to a few kilobytes.
         """
-        if self.stopped:
-            return b""
-        try:
-            return self.f.read(n)
-        except _READ_ERRORS as exc:
-            self._fail(exc)
-        return b""
+        data, at = self.block()
+        piece = data[at : at + n]
+        self.give_back(data, at + len(piece))
+        return piece
 
     def _fail(self, exc: BaseException) -> None:
         """A read failed: count it once and end the data."""
