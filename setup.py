@@ -54,6 +54,9 @@ def _say(message: str) -> None:
     print(f"pcapflows build: {message}", file=sys.stderr, flush=True)
 
 
+_DECIDED: list[Extension] | None = None
+
+
 class BuildCompiled(build_ext):
     """build_ext that compiles with mypyc, or builds nothing if that fails."""
 
@@ -64,6 +67,13 @@ class BuildCompiled(build_ext):
         super().finalize_options()
 
     def _mypyc_extensions(self) -> list[Extension]:
+        # setuptools may finalize several build_ext commands in one run: decide once.
+        global _DECIDED
+        if _DECIDED is None:
+            _DECIDED = self._decide()
+        return _DECIDED
+
+    def _decide(self) -> list[Extension]:
         if ACCEL.pure_requested():
             _say(f"{ACCEL.PURE_ENV} is set: plain Python")
             return []
@@ -103,6 +113,8 @@ class BuildCompiled(build_ext):
                 path.unlink(missing_ok=True)
             self.extensions = []
             self.distribution.ext_modules = []
+            global _DECIDED
+            _DECIDED = []
             return
         manifest = self._manifest_path()
         manifest.parent.mkdir(parents=True, exist_ok=True)
