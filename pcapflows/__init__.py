@@ -14,6 +14,9 @@ See :func:`read` for the options and the README for the reassembly rules.
 
 from __future__ import annotations
 
+# First: importing _accel decides, before any module a compiled build replaces is
+# imported, whether this process runs the compiled build (see _accel).
+from pcapflows import _accel
 from pcapflows.api import FlowReader, read, reassemble
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
@@ -27,6 +30,9 @@ from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracte
 from pcapflows.stats import ReadStats
 
 __version__ = "0.1.0"
+#: Whether the reassembly core runs compiled (mypyc) in this process: worth quoting in
+#: bug reports and benchmarks. ``pcapflows._accel.REASON`` says why when it does not.
+__compiled__: bool = _accel.compiled_in_use()
 
 __all__ = [
     "Assembler",

@@ -8,8 +8,6 @@ the first captured packet: direction 0 is "A to B", A being that first sender.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap
 from pcapflows.reassembly.half import (
@@ -23,6 +21,7 @@ from pcapflows.reassembly.half import (
     HalfStream,
 )
 from pcapflows.reassembly.seqnum import seq_diff
+from pcapflows.reassembly.summary import ConnectionSummary as ConnectionSummary
 
 #: Ports below this are "well known" (IANA system ports): a side using one is taken as
 #: the server when a connection is picked up without its handshake.
@@ -92,42 +91,6 @@ SYN_STARTS_NEW: dict[str, bool] = {
     CLOSING: True,
     CLOSED: True,
 }
-
-
-@dataclass(slots=True)
-class ConnectionSummary:
-    """Everything the flow builder needs about a finished connection.
-
-    Endpoints are ``(address, port)``; index 0 is A (the first packet's sender), 1 is B.
-    Per-direction lists are indexed by sender.
-    """
-
-    conn: int
-    stream: int
-    endpoints: tuple[tuple[str, int], tuple[str, int]]
-    client: int
-    handshake_seen: bool
-    first_timestamp: float
-    last_timestamp: float
-    setup_timestamp: float | None
-    first_frame: int
-    last_frame: int
-    packets: list[int]
-    bytes: list[int]
-    history: str
-    closed_by: str
-    open_at_end: bool
-    rst_from: int | None
-    rst_timestamp: float | None
-    isn: list[int | None] = field(default_factory=lambda: [None, None])
-    #: Lowest stream offset per direction (negative when a mid-stream connection grew
-    #: downwards); reported offsets are shifted so that the stream starts at 0.
-    low: list[int] = field(default_factory=lambda: [0, 0])
-    #: Distinct ``(direction, tunnel path)`` pairs the segments came with, in order of
-    #: first appearance (at most :data:`MAX_TUNNEL_PATHS`).
-    tunnels: list[tuple[int, tuple[TunnelHop, ...]]] = field(default_factory=list)
-    #: Stream index of the finished connection whose sequence space this one continues.
-    follows: int | None = None
 
 
 def decide_client(

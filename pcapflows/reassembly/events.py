@@ -9,10 +9,9 @@ Per direction (:class:`~pcapflows.reassembly.half.HalfStream`): :class:`Data`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from pcapflows.reassembly.connection import ConnectionSummary
+from pcapflows.reassembly.summary import ConnectionSummary
 
 #: How a connection ended: both FINs (``fin``), a reset (``rst``), no packet for the
 #: idle timeout (``idle``), the capture ended (``end``), a new SYN on the same 4-tuple
