@@ -54,7 +54,10 @@ def test_what_a_waiting_piece_costs_is_what_the_limits_charge() -> None:
     assert half.buffered == n * (1 + CHUNK_COST)
     # The charge covers what a piece really costs (bytes object, piece, slot, numbers).
     assert measured <= 1 + CHUNK_COST, measured
-    assert measured > CHUNK_COST / 2, measured  # and is not a made-up number either
+    # ... and is not a made-up number either. Compiled (mypyc), a piece stores its
+    # numbers inline and costs less (89 bytes measured): the charge then over-counts,
+    # which keeps the limits safe.
+    assert measured > CHUNK_COST / (4 if pcapflows.__compiled__ else 2), measured
 
 
 def test_a_million_one_byte_segments_in_reverse_order() -> None:

@@ -29,7 +29,7 @@ The rules it implements, and why:
 from __future__ import annotations
 
 import bisect
-from typing import NamedTuple, overload
+from typing import NamedTuple
 
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
@@ -111,68 +111,6 @@ EMPTY = 3
 #: Anything else (a FIN, bytes below the start, a retransmission, bytes ahead of a
 #: hole): cut into parts, each placed by its own action (:meth:`HalfStream._place`).
 PLACE = 4
-
-
-class _Tally:
-    """The counters of a :class:`HalfStream` that stay zero on a healthy stream."""
-
-    __slots__ = (
-        "after_fin",
-        "before_start",
-        "conflict",
-        "duplicate",
-        "gap_bytes",
-        "implausible",
-        "implausible_acks",
-        "implausible_segments",
-        "keepalives",
-        "limit",
-    )
-
-    def __init__(self) -> None:
-        self.after_fin = 0
-        self.before_start = 0
-        self.conflict = 0
-        self.duplicate = 0
-        self.gap_bytes = 0
-        self.implausible = 0
-        self.implausible_acks = 0
-        self.implausible_segments = 0
-        self.keepalives = 0
-        self.limit = 0
-
-
-#: The tally of every stream whose counters are all zero (never written to).
-_NO_TALLY = _Tally()
-
-
-class _Counter:
-    """A counter attribute of :class:`HalfStream` stored in its :class:`_Tally`, which is
-    made when the counter first becomes non-zero: a quiet stream carries one shared
-    all-zero tally instead of ten slots."""
-
-    __slots__ = ("name",)
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> _Counter: ...
-    @overload
-    def __get__(self, obj: HalfStream, owner: type | None = None) -> int: ...
-    def __get__(self, obj: HalfStream | None, owner: type | None = None) -> int | _Counter:
-        if obj is None:
-            return self
-        value: int = getattr(obj._tally, self.name)
-        return value
-
-    def __set__(self, obj: HalfStream, value: int) -> None:
-        tally = obj._tally
-        if tally is _NO_TALLY:
-            if not value:
-                return
-            tally = obj._tally = _Tally()
-        setattr(tally, self.name, value)
 
 
 class BufferPool:
@@ -278,17 +216,26 @@ class HalfStream:
         "_suspect",
         "_suspect_ack",
         "_tail_start",
-        "_tally",
         "acked_to",
+        "after_fin",
         "anchored",
+        "before_start",
         "buffered",
         "confirmed",
+        "conflict",
         "conn",
         "delivered",
         "direction",
+        "duplicate",
         "fin_offset",
+        "gap_bytes",
         "high",
+        "implausible",
+        "implausible_acks",
+        "implausible_segments",
         "isn",
+        "keepalives",
+        "limit",
         "low",
         "next",
         "peer_scale",
@@ -361,24 +308,19 @@ class HalfStream:
         #: Segments first refused, then placed when a later packet confirmed them; the
         #: connection drains this to record their flags.
         self.confirmed = _NO_SUSPECTS
-        #: Where the captured payload bytes went (see :meth:`buckets`): ``delivered``
-        #: here, the others (rare) in the tally.
+        #: Where the captured payload bytes went (see :meth:`buckets`).
         self.delivered = 0
-        self._tally = _NO_TALLY
-
-    # Counters of what went otherwise than delivered: zero for most streams, kept in a
-    # _Tally made on first use (see _Counter).
-    duplicate = _Counter()
-    conflict = _Counter()
-    implausible = _Counter()
-    before_start = _Counter()
-    after_fin = _Counter()
-    limit = _Counter()
-    #: Bytes declared missing (gaps), segments and acknowledgments not believed.
-    gap_bytes = _Counter()
-    implausible_segments = _Counter()
-    implausible_acks = _Counter()
-    keepalives = _Counter()
+        self.duplicate = 0
+        self.conflict = 0
+        self.implausible = 0
+        self.before_start = 0
+        self.after_fin = 0
+        self.limit = 0
+        #: Bytes declared missing (gaps), segments and acknowledgments not believed.
+        self.gap_bytes = 0
+        self.implausible_segments = 0
+        self.implausible_acks = 0
+        self.keepalives = 0
 
     @property
     def started(self) -> bool:
