@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pcapflows.reassembly.half import DEFAULT_MAX_BUFFER
-
 #: A connection with no packet for this long (capture time) is closed with reason
 #: "idle". Zeek uses 5 minutes for established connections; we are more patient
 #: because an offline reader loses nothing by waiting and long-lived quiet connections
@@ -42,6 +40,11 @@ DEFAULT_MAX_CONNECTIONS = 100_000
 #: held. Precedent: Suricata's ``stream.reassembly.memcap`` (256 MB by default);
 #: gopacket's ``MaxBufferedPagesTotal`` plays the same role.
 DEFAULT_MAX_TOTAL_BUFFER = 256 * 1024 * 1024
+
+#: Bytes buffered above a hole, per direction, before the hole is declared a gap.
+#: Without a limit a capture that lost one segment early would make the whole rest of
+#: the connection wait in memory. 8 MiB is above any real receive window we have met.
+DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
 
 #: Bytes of IP fragments waiting for the rest of their datagram (Linux's
 #: ``ipfrag_high_thresh``, 4 MiB); see :mod:`pcapflows.decode.ipfrag`.

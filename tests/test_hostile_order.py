@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pcapflows
 from pcapflows import Assembler, Data, Segment
 from pcapflows.decode.segment import ACK, PSH, SYN
-from pcapflows.reassembly.half import CHUNK_COST, DEFAULT_MAX_BUFFER, HalfStream
+from pcapflows.limits import DEFAULT_MAX_BUFFER
+from pcapflows.reassembly.half import CHUNK_COST, HalfStream
 
 C = ("10.0.0.1", 40000)
 S = ("10.0.0.2", 80)

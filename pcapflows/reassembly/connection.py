@@ -9,10 +9,10 @@ the first captured packet: direction 0 is "A to B", A being that first sender.
 from __future__ import annotations
 
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
+from pcapflows.limits import DEFAULT_MAX_BUFFER
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
-    DEFAULT_MAX_BUFFER,
     NEW,
     PREFIX_WINDOW,
     REFUSED,

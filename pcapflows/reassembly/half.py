@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple
 
+from pcapflows.limits import DEFAULT_MAX_BUFFER
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
 from pcapflows.reassembly.seqnum import HALF, MASK, MOD, seq_diff
@@ -42,10 +43,6 @@ from pcapflows.stats import PAYLOAD_BUCKETS
 #: window scaling.
 DEFAULT_KEEP = 65536
 
-#: Bytes buffered above a hole, per direction, before the hole is declared a gap.
-#: Without a limit a capture that lost one segment early would make the whole rest of
-#: the connection wait in memory. 8 MiB is above any real receive window we have met.
-DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
 
 #: How far below the lowest byte seen so far a connection picked up mid-stream may still
 #: grow downwards: a late SYN, or segments captured after later ones (merged or
