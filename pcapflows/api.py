@@ -82,7 +82,7 @@ def _flows(
     802.11 A-MSDU), so that a reader can pass ``map(decoder.decode_all, packets)``
     without a generator of its own between the stages; ``at_end`` runs when the input
     is exhausted, before the open connections are closed. Everything per packet is
-    inline: a nested generator per packet cost more than the builder itself.
+    inline, with no generator made per packet.
     """
     add = FlowBuilder(messages=messages).add
     feed = assembler.feed
