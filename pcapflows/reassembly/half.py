@@ -34,7 +34,7 @@ from typing import NamedTuple
 from pcapflows.limits import DEFAULT_MAX_BUFFER
 from pcapflows.reassembly.events import Conflict, Data, Event, Gap, GapRetracted
 from pcapflows.reassembly.pending import Chunk, Pending
-from pcapflows.reassembly.seqnum import HALF, MASK, MOD, seq_diff
+from pcapflows.reassembly.seqnum import MASK, seq_diff
 from pcapflows.stats import PAYLOAD_BUCKETS
 
 #: Delivered bytes kept per direction to detect conflicting retransmissions. Older
@@ -257,10 +257,9 @@ class HalfStream:
         self.pool = pool if pool is not None else BufferPool()
         self._keep = keep
         self._max_buffer = max_buffer
-        # The unwrapping of raw sequence numbers (see :class:`~pcapflows.reassembly.seqnum.
-        # Unwrapper`, whose rule this follows; kept as two numbers here because it is
-        # consulted for every packet): the newest segment start seen, raw and as an
-        # offset. ``_ref_raw`` is -1 until the first segment.
+        # The unwrapping of raw sequence numbers (:meth:`_offset`): the newest segment
+        # start seen, raw and as an offset; every other raw value is placed at the
+        # offset closest to it. ``_ref_raw`` is -1 until the first segment.
         self._ref_raw = -1
         self._ref_off = 0
         #: Offset of the next byte to deliver: everything below was delivered or gapped.
@@ -345,19 +344,19 @@ class HalfStream:
     def _offset(self, raw: int) -> int:
         """The offset of raw sequence number ``raw`` (a started stream), without moving
         the reference point: the one closest to it, as serial arithmetic says."""
-        d = (raw - self._ref_raw) & MASK
-        return self._ref_off + (d - MOD if d >= HALF else d)
+        return self._ref_off + seq_diff(raw, self._ref_raw)
 
     def _advance(self, raw: int) -> int:
         """:meth:`_offset`, moving the reference forward if ``raw`` is newer."""
-        d = (raw - self._ref_raw) & MASK
-        if d >= HALF:
-            return self._ref_off + d - MOD
-        off = self._ref_off + d
-        if d:
+        off = self._offset(raw)
+        self._newer(raw, off)
+        return off
+
+    def _newer(self, raw: int, off: int) -> None:
+        """Make ``raw``, at ``off`` (its :meth:`_offset`), the reference if it is newer."""
+        if off > self._ref_off:
             self._ref_off = off
             self._ref_raw = raw & MASK
-        return off
 
     def _start(self, raw: int, offset: int) -> None:
         """Let raw sequence number ``raw`` be at ``offset``."""
@@ -528,52 +527,32 @@ class HalfStream:
             or not (self.anchored or self._data_seen)
         ):
             return False
-        ref_raw = self._ref_raw
-        if ref_raw < 0:
+        if self._ref_raw < 0:
             return False
-        d = (seq - ref_raw) & MASK
-        off = self._ref_off + (d - MOD if d >= HALF else d)
+        off = self._offset(seq)
         if off != self.next or off < self.low:
             return False
-        if d and d < HALF:
-            self._ref_off = off
-            self._ref_raw = seq & MASK
-        n = len(payload)
-        end = off + n
+        self._newer(seq, off)
+        end = off + len(payload)
         if end >= self.high:
             self.high = end
         self._data_seen = True
         events.append(Data(self.conn, self.direction, off, payload, timestamp, order))
-        # What _delivered does, written out: this runs for nearly every data packet.
-        self.delivered += n
-        self.next = end
-        kept = self._kept
-        if kept is _NOTHING_KEPT:
-            self._kept = [payload]
-        elif n < KEEP_JOIN and len(kept[-1]) < KEEP_JOIN:
-            kept[-1] += payload
-        else:
-            kept.append(payload)
-        if end - self._tail_start > 2 * self._keep:
-            self._forget_kept()
+        self._delivered(payload)
         return True
 
     def skip_empty(self, seq: int) -> bool:
         """The short path of :meth:`take` for an empty segment (no payload, SYN or FIN)
         within the stream as seen so far: it only moves the unwrapping. Return False,
         changing nothing, for any other case."""
-        ref_raw = self._ref_raw
-        if ref_raw < 0 or self._suspect is not None:
+        if self._ref_raw < 0 or self._suspect is not None:
             return False
-        d = (seq - ref_raw) & MASK
-        off = self._ref_off + (d - MOD if d >= HALF else d)
+        off = self._offset(seq)
         nxt = self.next
         high = self.high
         if not nxt <= off <= (high if high > nxt else nxt):
             return False
-        if d and d < HALF:
-            self._ref_off = off
-            self._ref_raw = seq & MASK
+        self._newer(seq, off)
         return True
 
     def _plausible(self, off: int, length: int) -> bool:
@@ -878,12 +857,10 @@ class HalfStream:
         """The short path of :meth:`ack`: if ``ack`` acknowledges exactly everything
         delivered (and no implausible acknowledgment waits), record it and return True;
         otherwise change nothing and return False."""
-        ref_raw = self._ref_raw
-        if ref_raw < 0 or self._suspect_ack is not None:
+        if self._ref_raw < 0 or self._suspect_ack is not None:
             return False
-        d = (ack - ref_raw) & MASK
         nxt = self.next
-        if self._ref_off + (d - MOD if d >= HALF else d) != nxt:
+        if self._offset(ack) != nxt:
             return False
         acked = self.acked_to
         if acked is None or nxt > acked:
