@@ -20,7 +20,7 @@ import os
 import struct
 from collections.abc import Iterable
 
-from tcptable import flags
+from tcptable import seg
 
 from pcapflows.decode.decoder import Decoder
 from pcapflows.decode.segment import SYN, Segment
@@ -94,9 +94,6 @@ Endpoint = tuple[str, int]
 #: (sender, receiver): one direction of one 4-tuple.
 Direction = tuple[Endpoint, Endpoint]
 
-#: ``"SA"`` -> SYN|ACK, and so on (the table tests' own spelling of flags).
-flag_bits = flags
-
 
 class Talk:
     """The segments of one hand-made connection between ``client`` and ``server``.
@@ -142,20 +139,8 @@ class Talk:
             seq = self.nxt[who]
         if ack is None:
             ack = self.nxt[self.peer(who)] if "A" in fl else 0
-        return Segment(
-            float(t),
-            src[0],
-            src[1],
-            dst[0],
-            dst[1],
-            seq & 0xFFFFFFFF,
-            ack & 0xFFFFFFFF,
-            flag_bits(fl),
-            data,
-            self.window if window is None else window,
-            0,
-            0,
-        )
+        window = self.window if window is None else window
+        return seg(t, "c", seq, ack, fl, data, window=window, client=src, server=dst)
 
     def send(self, t: float, who: str, fl: str = "PA", data: bytes = b"") -> Segment:
         """The next segment of ``who``'s stream: its sequence number then moves past the

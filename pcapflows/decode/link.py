@@ -234,23 +234,24 @@ def _null(buf: bytes) -> LinkResult:
     The file does not say which order that was, but every family is small, so a value
     above 0xFFFF read one way means it was written the other way.
     """
-    if len(buf) < 4:
-        raise Damage("truncated link header", f"{len(buf)} bytes")
-    (af,) = _le32.unpack_from(buf)
-    if af > 0xFFFF:
-        (af,) = _u32.unpack_from(buf)
-    return _loopback(buf, af)
+    return _loopback(buf, _family(buf, _le32, _u32))
 
 
 def _loop(buf: bytes) -> LinkResult:
     """OpenBSD loopback: like NULL but specified in network byte order; a
     little-endian value is still accepted, as writers have been known to get it wrong."""
+    return _loopback(buf, _family(buf, _u32, _le32))
+
+
+def _family(buf: bytes, usual: struct.Struct, other: struct.Struct) -> int:
+    """The 4-byte address family of a loopback header, read in the ``usual`` byte
+    order unless the value only makes sense in the ``other`` (every family is small)."""
     if len(buf) < 4:
         raise Damage("truncated link header", f"{len(buf)} bytes")
-    (af,) = _u32.unpack_from(buf)
+    (af,) = usual.unpack_from(buf)
     if af > 0xFFFF:
-        (af,) = _le32.unpack_from(buf)
-    return _loopback(buf, af)
+        (af,) = other.unpack_from(buf)
+    return int(af)
 
 
 def _raw_at(buf: bytes, off: int, what: str) -> LinkResult:
