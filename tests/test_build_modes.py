@@ -31,19 +31,24 @@ print(json.dumps({"compiled": pcapflows.__compiled__, "reason": a.REASON, "files
 """
 
 
-def _probe(**env: str) -> dict[str, object]:
+def _run_probe(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """PROBE in a fresh interpreter importing the package under ``root`` (run from
+    ``root``: ``python -c`` puts the working directory first on sys.path)."""
     full = {k: v for k, v in os.environ.items() if k != _accel.PURE_ENV}
     full.update(env)
-    full["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run(
+    full["PYTHONPATH"] = str(root)
+    return subprocess.run(
         [sys.executable, "-c", PROBE],
         env=full,
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
     )
-    result: dict[str, object] = json.loads(out.stdout)
+
+
+def _probe(**env: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(_run_probe(ROOT, **env).stdout)
     return result
 
 
@@ -95,17 +100,7 @@ def test_a_stale_manifest_means_the_sources(tmp_path: Path) -> None:
     # A file that is no extension module: loading it would fail the import.
     fake = pkg / "reassembly" / f"seqnum{importlib.machinery.EXTENSION_SUFFIXES[0]}"
     fake.write_bytes(b"not an extension module")
-    env = {k: v for k, v in os.environ.items() if k != _accel.PURE_ENV}
-    env["PYTHONPATH"] = str(tmp_path)
-    # Run from tmp_path: ``python -c`` puts the working directory first on sys.path.
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = _run_probe(tmp_path)
     result = json.loads(out.stdout)
     assert result["compiled"] is False
     assert result["reason"] == f"stale build ({module})"
