@@ -156,8 +156,8 @@ class FlowBuilder:
         return None
 
 
-_by_offset = itemgetter(0)
-_by_availability = itemgetter(0)
+#: Sort key: the first field (a chunk's offset; a merged entry's availability).
+_first = itemgetter(0)
 
 
 def _direction(chunks: list[_Chunk], d: int) -> list[tuple[int, int, bytes, float, bool]]:
@@ -170,7 +170,7 @@ def _direction(chunks: list[_Chunk], d: int) -> list[tuple[int, int, bytes, floa
     out = []
     avail = -1
     prev_end: int | None = None
-    for off, order, data, ts in sorted(chunks, key=_by_offset):
+    for off, order, data, ts in sorted(chunks, key=_first):
         if order > avail:
             avail = order
         out.append((avail, d, data, ts, prev_end is not None and off != prev_end))
@@ -191,7 +191,7 @@ def _messages(b: _Building, client: int) -> list[TCPMessage]:
     elif not first:
         merged = _direction(second, 1)
     else:
-        merged = sorted(_direction(first, 0) + _direction(second, 1), key=_by_availability)
+        merged = sorted(_direction(first, 0) + _direction(second, 1), key=_first)
     cur_dir = -1
     parts: list[bytes] = []
     ts = 0.0
