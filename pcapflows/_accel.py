@@ -45,6 +45,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "pcapflows.reassembly.pending",
     "pcapflows.reassembly.half",
     "pcapflows.reassembly.summary",
+    "pcapflows.reassembly.state",
     "pcapflows.reassembly.events",
     "pcapflows.reassembly.connection",
     "pcapflows.reassembly.assembler",

@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 from synth import Talk
 
 from pcapflows.decode.segment import Segment
-from pcapflows.reassembly.connection import (
-    CLOSED,
-    CLOSING,
-    ESTABLISHED,
-    OPENING,
-    TRANSITIONS,
-    TCPConnection,
-)
+from pcapflows.reassembly.connection import TCPConnection
+from pcapflows.reassembly.state import CLOSED, CLOSING, ESTABLISHED, OPENING, TRANSITIONS
 
 
 def feed_all(segments: list[Segment]) -> TCPConnection:
