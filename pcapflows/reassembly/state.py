@@ -27,7 +27,8 @@ CLOSED = "closed"
 GOT_DATA = "data"
 #: A FIN was believed.
 GOT_FIN = "fin"
-#: A RST was believed (applied once the packet is taken, see :meth:`~pcapflows.reassembly.connection.TCPConnection.feed`).
+#: A RST was believed (applied once the packet is taken, see
+#: :meth:`~pcapflows.reassembly.connection.TCPConnection.feed`).
 GOT_RST = "rst"
 #: Both sides' FINs are acknowledged.
 FINS_ACKED = "fins acked"
@@ -46,10 +47,10 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 #: Whether a SYN (without ACK, and not recognisable as this connection's own: another
-#: ISN, see :meth:`~pcapflows.reassembly.connection.TCPConnection.is_new_connection`) starts a new connection on the same
-#: addresses, by state: during the handshake it is a crossed or retried SYN; after data,
-#: a FIN or a close, it is port reuse (unless, after data, the peer had answered a SYN
-#: of this side with a SYN-ACK).
+#: ISN, see :meth:`~pcapflows.reassembly.connection.TCPConnection.is_new_connection`)
+#: starts a new connection on the same addresses, by state: during the handshake it is a
+#: crossed or retried SYN; after data, a FIN or a close, it is port reuse (unless, after
+#: data, the peer had answered a SYN of this side with a SYN-ACK).
 SYN_STARTS_NEW: dict[str, bool] = {
     OPENING: False,
     ESTABLISHED: True,
