@@ -17,16 +17,17 @@ from __future__ import annotations
 # First: importing _accel decides, before any module a compiled build replaces is
 # imported, whether this process runs the compiled build (see _accel).
 from pcapflows import _accel
-from pcapflows.api import FlowReader, read, reassemble
+from pcapflows.api import EventReader, FlowReader, events, read, reassemble
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
 from pcapflows.limits import Limits
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
+from pcapflows.model.live import FlowEvent, FlowEventKind
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.reassembly.assembler import Assembler
-from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted
+from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted, Opened
 from pcapflows.stats import ReadStats
 
 __version__ = "0.1.0"
@@ -43,12 +44,16 @@ __all__ = [
     "Connection",
     "Data",
     "Error",
+    "EventReader",
     "Flow",
+    "FlowEvent",
+    "FlowEventKind",
     "FlowInfo",
     "FlowReader",
     "Gap",
     "GapRetracted",
     "Limits",
+    "Opened",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",
@@ -57,6 +62,7 @@ __all__ = [
     "TCPFlow",
     "TCPMessage",
     "__version__",
+    "events",
     "info",
     "read",
     "reassemble",
