@@ -20,9 +20,10 @@ its first byte.
 Where the two can differ (named here so that a comparison can name it too): ``read()``
 places a run by when its bytes were captured, while events can only report bytes once
 reassembly delivers them. Bytes captured above a hole that is given up on later (by an
-acknowledgment, a limit or the close), and bytes of a reported gap that turn up after
-all, reach the events later than their capture, so the interleaving of the two
-directions, and for late bytes the message boundaries, can differ from ``read()``'s.
+acknowledgment, a limit or the close), bytes of a reported gap that turn up after all,
+and bytes below the first ones seen of a connection picked up mid-stream reach the
+events later than their capture, so the interleaving of the two directions, and for
+such bytes the message boundaries, can differ from ``read()``'s.
 The flows' endpoints, metadata and errors never differ: they come from the same
 builder.
 """
