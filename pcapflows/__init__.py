@@ -19,8 +19,9 @@ from __future__ import annotations
 from pcapflows import _accel
 from pcapflows.api import FlowReader, read, reassemble
 from pcapflows.decode.segment import Segment
-from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
+from pcapflows.errors import CaptureError, FlowFileError, PcapflowsError, PcapflowsWarning
 from pcapflows.limits import Limits
+from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, write_mitm
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
@@ -44,11 +45,14 @@ __all__ = [
     "Data",
     "Error",
     "Flow",
+    "FlowFileError",
     "FlowInfo",
     "FlowReader",
     "Gap",
     "GapRetracted",
     "Limits",
+    "MitmReader",
+    "MitmWriter",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",
@@ -59,5 +63,7 @@ __all__ = [
     "__version__",
     "info",
     "read",
+    "read_mitm",
     "reassemble",
+    "write_mitm",
 ]
