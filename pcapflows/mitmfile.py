@@ -428,6 +428,7 @@ class MitmReader(Iterator[TCPFlow]):
         self._fp, self._owned = _open(file, "rb")
         self._offset = 0
         self._index = 0
+        self._head = b""
         self._closed = False
 
     def __iter__(self) -> MitmReader:
@@ -454,6 +455,8 @@ class MitmReader(Iterator[TCPFlow]):
     def _next_state(self) -> dict[str, Any] | None:
         start = self._offset
         self._index += 1
+        if self._index == 1:
+            self._head = self._peek(4)
         try:
             item = tnetstring.load(self._fp)
         except FlowFileError as exc:
@@ -505,14 +508,24 @@ class MitmReader(Iterator[TCPFlow]):
         self.close()
         return FlowFileError(f"{self.name}: flow {self._index} is damaged: {why}")
 
-    def _not_a_flow_file(self, why: str) -> str:
-        head = b""
+    def _peek(self, n: int) -> bytes:
+        """The file's next bytes without consuming them, if the file object can tell
+        (to name what a file that is not a flow file is); else nothing."""
         peek = getattr(self._fp, "peek", None)
-        if callable(peek):
-            try:
-                head = bytes(peek(4))[:4]
-            except (OSError, ValueError):
-                head = b""
+        try:
+            if callable(peek):
+                return bytes(peek(n))[:n]
+            if self._fp.seekable():
+                pos = self._fp.tell()
+                head = self._fp.read(n)
+                self._fp.seek(pos)
+                return head
+        except (OSError, ValueError):
+            pass
+        return b""
+
+    def _not_a_flow_file(self, why: str) -> str:
+        head = self._head
         kind = next((k for magics, k in _MAGIC for m in magics if head.startswith(m)), None)
         if kind is None:
             return f"{self.name} is not a mitmproxy flow file ({why})"

@@ -1,26 +1,22 @@
 """Typed netstrings ("tnetstrings"), the encoding of mitmproxy's flow files.
 
 A value is ``LENGTH:DATA`` followed by one type character; ``LENGTH`` is the decimal
-byte length of ``DATA``:
+byte length of ``DATA``. The types:
 
-====  ==========================================  ===========================
-type  Python value                                ``DATA``
-====  ==========================================  ===========================
-``,``  ``bytes``                                   the bytes as they are
-``;``  ``str``                                     its UTF-8 encoding
-``#``  ``int``                                     decimal digits, ``-`` sign
-``^``  ``float``                                   ``repr()`` of the float
-``!``  ``bool``                                    ``true`` or ``false``
-``~``  ``None``                                    empty
-``]``  ``list`` (tuples are written as lists)      the items, one after another
-``}``  ``dict``                                    key, value, key, value, ...
-====  ==========================================  ===========================
+- ``,`` bytes, as they are; ``;`` str, its UTF-8 encoding;
+- ``#`` int, decimal digits with an optional ``-``; ``^`` float, its ``repr()``;
+- ``!`` bool, ``true`` or ``false``; ``~`` None, no data;
+- ``]`` list (tuples are written as lists): the items one after another;
+- ``}`` dict: key, value, key, value... from the last entry to the first.
 
 This is mitmproxy's dialect (``mitmproxy.io.tnetstring``), which adds ``;`` for text to
-the original specification; since flow format 7 its dict keys are ``str``. The encoder
-here writes byte for byte what mitmproxy's writes (the tests compare the two); the
-decoder is stricter than mitmproxy's: malformed input (a length with a sign or spaces,
-an integer ``+5``, text that is not UTF-8, trailing bytes inside a container) is a
+the original specification; since flow format 7 its dict keys are ``str``. mitmproxy's
+encoder writes a dict's entries from the last to the first; so does this one, which
+writes byte for byte what mitmproxy's writes (the tests compare the two). The decoder
+puts the entries back in order, so that a dict read back iterates as it did when it
+was written (mitmproxy's own decoder leaves it reversed), and it is stricter than
+mitmproxy's: malformed input (a length with a sign or spaces, an integer ``+5``, text
+that is not UTF-8, trailing bytes inside a container) is a
 :class:`~pcapflows.errors.FlowFileError`, never a stray ``ValueError`` or
 ``IndexError``, and nesting deeper than ``max_depth`` is refused rather than left to
 exhaust the interpreter's stack.
@@ -126,7 +122,8 @@ def _encode(value: object, out: list[bytes], depth: int) -> int:
         out.append(b"")
         size = 0
         if isinstance(value, dict):
-            for key, item in value.items():
+            # Last entry first, as mitmproxy writes them (the decoder puts them back).
+            for key, item in reversed(value.items()):
                 size += _encode(key, out, depth - 1)
                 size += _encode(item, out, depth - 1)
             tag = b"}"
@@ -269,7 +266,8 @@ def _parse(data: bytes, start: int, stop: int, tag: int, depth: int) -> Value:
         if len(items) % 2:
             raise FlowFileError("a dict with a key but no value")
         result: dict[Value, Value] = {}
-        for i in range(0, len(items), 2):
+        # Entries are stored last first (see _encode): reversed, the dict keeps its order.
+        for i in range(len(items) - 2, -1, -2):
             key = items[i]
             if isinstance(key, (list, dict)):
                 raise FlowFileError(f"a dict key that is a {type(key).__name__}")
