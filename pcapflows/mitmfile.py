@@ -2,11 +2,12 @@
 
 A flow file is a plain sequence of flow states, one after another, each one
 tnetstring (:mod:`pcapflows.tnetstring`) holding ``flow.get_state()``. There is no
-file header: every flow carries its own ``version``. mitmproxy 11.0 to 12.3 all write
-flow format **21** (``mitmproxy.version.FLOW_FORMAT_VERSION``; mitmproxy 12 changed
-nothing in the TCP flow, connection or tnetstring code, and only added a check that
-each value is a dict and a flush after each flow). mitmproxy 10 wrote format 20,
-mitmproxy 9 format 18.
+file header: every flow carries its own ``version``. mitmproxy 11.0.2 and 12.3.1 both
+write flow format **21** (``mitmproxy.version.FLOW_FORMAT_VERSION``), so every release
+between them does too. From 11.0.2 to 12.3.1 the TCP flow, connection and tnetstring
+code did not change; the reader now checks that each value is a dict, and the writer of
+the save addon flushes after each flow. mitmproxy 10 wrote format 20, mitmproxy 9
+format 18.
 
 :func:`write_mitm` writes format 21: ``flow.get_state()`` exactly (pcapflows' model
 mirrors mitmproxy 11 key for key), after checking each flow against what mitmproxy's
@@ -30,6 +31,7 @@ with a message saying how to convert them (mitmproxy migrates them: ``mitmdump -
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections import Counter
@@ -382,7 +384,11 @@ def write_mitm(flows: Iterable[Flow], file: Target) -> int:
 
 
 def _open(file: Target, mode: str) -> tuple[BinaryIO, bool]:
-    """The binary file object for ``file``, and whether we opened it (and must close it)."""
+    """The binary file object for ``file``, and whether we opened it (and must close it).
+
+    A file object opened in text mode is a ``TypeError`` saying so, rather than an
+    obscure one from the first read or write.
+    """
     if isinstance(file, (str, os.PathLike)):
         if os.fspath(file) == "-":
             if "w" in mode:
@@ -392,6 +398,8 @@ def _open(file: Target, mode: str) -> tuple[BinaryIO, bool]:
         return cast(BinaryIO, open(file, mode)), True
     if isinstance(file, (bytes, bytearray)):
         raise TypeError("give a path, '-' or a binary file object, not bytes")
+    if isinstance(file, io.TextIOBase):
+        raise TypeError(f"{_name(file)} is opened in text mode: open it with {mode!r}")
     return file, False
 
 
@@ -479,6 +487,8 @@ class MitmReader(Iterator[TCPFlow]):
 
     def _migrate(self, state: dict[Any, Any]) -> dict[str, Any]:
         version = state.get("version")
+        if version is None and self._index == 1:
+            raise FlowFileError(self._not_a_flow_file("a dict without a flow format version"))
         if version == FLOW_FORMAT_VERSION and type(version) is int:
             return state
         if type(version) is int and version in MIGRATED_VERSIONS:

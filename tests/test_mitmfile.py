@@ -619,8 +619,9 @@ def test_an_empty_file_has_no_flows(tmp_path: Path) -> None:
         (b"12:hello world", "is not a mitmproxy flow file"),
         (b"5:12345#", "it holds a int"),
         (b"0:~", "it holds a NoneType"),
+        (b"8:1:a;1:b;}", "a dict without a flow format version"),
     ],
-    ids=["pcapng", "pcap", "gzip", "har", "random", "no-type", "int", "null"],
+    ids=["pcapng", "pcap", "gzip", "har", "random", "no-type", "int", "null", "dict"],
 )
 def test_not_a_flow_file(tmp_path: Path, content: bytes, says: str) -> None:
     path = tmp_path / "not.mitm"
@@ -660,6 +661,15 @@ def test_a_damaged_flow_state_is_an_error() -> None:
     state["messages"][0] = [True, "text, not bytes", 1.0]
     with pytest.raises(FlowFileError, match=r"flow 1 is damaged: .*messages\[0\]\.content"):
         list(read_mitm(io.BytesIO(tnetstring.dumps(state))))
+
+
+def test_text_mode_file_objects_are_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "t.mitm"
+    path.write_bytes(b"")
+    with open(path) as text, pytest.raises(TypeError, match="text mode: open it with 'rb'"):
+        read_mitm(text)
+    with open(path, "w") as text, pytest.raises(TypeError, match="text mode: open it with 'wb'"):
+        write_mitm([], text)  # type: ignore[arg-type]
 
 
 def test_read_mitm_from_standard_input_and_a_file_object(tmp_path: Path) -> None:
