@@ -453,11 +453,11 @@ class MitmReader(Iterator[TCPFlow]):
                 self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
                 continue
             try:
-                flow = TCPFlow.from_state(_READ(state, "state"))
+                flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
             except (ValueError, TypeError, KeyError) as exc:
                 raise self._error(str(exc)) from None
             self.flows += 1
-            return flow  # type: ignore[return-value]
+            return flow
         raise StopIteration
 
     def _next_state(self) -> dict[str, Any] | None:
