@@ -19,8 +19,9 @@ from __future__ import annotations
 from pcapflows import _accel
 from pcapflows.api import EventReader, FlowReader, events, read, reassemble
 from pcapflows.decode.segment import Segment
-from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
+from pcapflows.errors import CaptureError, FlowFileError, PcapflowsError, PcapflowsWarning
 from pcapflows.limits import Limits
+from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, write_mitm
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
@@ -48,11 +49,14 @@ __all__ = [
     "Flow",
     "FlowEvent",
     "FlowEventKind",
+    "FlowFileError",
     "FlowInfo",
     "FlowReader",
     "Gap",
     "GapRetracted",
     "Limits",
+    "MitmReader",
+    "MitmWriter",
     "Opened",
     "PcapflowsError",
     "PcapflowsWarning",
@@ -65,5 +69,7 @@ __all__ = [
     "events",
     "info",
     "read",
+    "read_mitm",
     "reassemble",
+    "write_mitm",
 ]

@@ -1,11 +1,15 @@
 """The ``pcapflows`` command (also ``python -m pcapflows``).
 
 ``pcapflows CAPTURE`` lists the TCP flows of a capture, one line each;
-``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream.
+``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream;
+``pcapflows CAPTURE -w OUT`` also writes every flow to a mitmproxy flow file as the
+capture finishes it (``-w -``: to standard output instead of the listing, for
+``pcapflows CAPTURE -w - | mitmdump -nr -``), and says on standard error how many.
 
-Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line;
-3 the flow asked for with ``--follow`` is not in the capture; 4 the output could not be
-written (a full disk: one line on standard error); 141 the reader of the output went
+Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line
+(``--write`` with ``--follow`` too); 3 the flow asked for with ``--follow`` is not in the
+capture; 4 the output could not be written (a full disk, a ``--write`` file that cannot
+be created: one line on standard error); 141 the reader of the output went
 away (``pcapflows CAPTURE | head``: quiet, as a shell reports a command that a closed
 pipe stopped). Errors are one line on standard error, never a traceback.
 """
@@ -17,12 +21,13 @@ import io
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pcapflows import __version__
-from pcapflows.api import in_stream_order, read
+from pcapflows.api import FlowReader, in_stream_order, read
 from pcapflows.errors import CaptureError
 from pcapflows.limits import Limits
+from pcapflows.mitmfile import MitmWriter
 from pcapflows.output import follow_lines, summary_line
 from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
 
@@ -53,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         help="print the messages of flow N (the index in the listing)",
     )
     p.add_argument("--hex", action="store_true", help="with --follow: always show hex dumps")
+    p.add_argument(
+        "-w",
+        "--write",
+        metavar="OUT",
+        help="also write the flows to a mitmproxy flow file (- for standard output, "
+        "instead of the listing); open it with mitmproxy -r OUT",
+    )
     p.add_argument("--stats", action="store_true", help="print what was read and skipped to stderr")
     limits = p.add_argument_group("limits (defaults as in the library; see the README)")
     limits.add_argument(
@@ -143,6 +155,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _write(reader: FlowReader, target: str) -> int:
+    """``--write``: every flow to a flow file as it finishes, and the listing too unless
+    the flow file is standard output (then nothing else may go there).
+
+    The writer's own errors (a full disk) name the file and exit 4 here; with ``-``
+    they are standard output's errors, which :func:`main` handles (a closed pipe).
+    """
+    to_stdout = target == "-"
+    try:
+        writer = MitmWriter(target)
+    except OSError as exc:
+        print(f"pcapflows: error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+
+    def written() -> Iterator[tuple[int, str]]:
+        for flow in reader:
+            if to_stdout:
+                writer.add(flow)
+            else:
+                try:
+                    writer.add(flow)
+                except OSError as exc:
+                    raise _WriteFailed(exc) from exc
+            yield flow.metadata["pcapflows"]["stream"], summary_line(flow)
+
+    failed: OSError | None = None
+    try:
+        if to_stdout:
+            for _ in written():
+                pass
+        else:
+            for line in in_stream_order(written()):
+                print(line, file=sys.stdout)
+    except _WriteFailed as exc:
+        failed = exc.error
+    finally:
+        # Closing flushes what is still buffered: it can fail too (a full disk). An
+        # error of standard output on its way to main() is not stopped here.
+        try:
+            writer.close()
+        except OSError as exc:
+            failed = failed or exc
+    if failed is not None:
+        if to_stdout:
+            raise failed
+        why = failed.strerror or failed
+        print(f"pcapflows: error: cannot write {target}: {why}", file=sys.stderr)
+        return EXIT_OUTPUT
+    if not to_stdout:
+        print(f"pcapflows: wrote {writer.count} flows to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+class _WriteFailed(Exception):
+    """An OSError of the flow file, told apart from one of standard output."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -155,6 +228,9 @@ def _run(argv: Sequence[str] | None) -> int:
         limits = Limits(**options)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.write is not None and args.follow is not None:
+        print("pcapflows: error: --write and --follow cannot be combined", file=sys.stderr)
+        return EXIT_USAGE
     try:
         # Finishing order: the listing re-orders one line per flow (never the flows
         # and their payload), and --follow stops as soon as its flow is complete.
@@ -167,7 +243,9 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if args.follow is None:
+            if args.write is not None:
+                code = _write(reader, args.write)
+            elif args.follow is None:
                 lines = ((f.metadata["pcapflows"]["stream"], summary_line(f)) for f in reader)
                 for line in in_stream_order(lines):
                     print(line, file=out)

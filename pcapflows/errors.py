@@ -23,3 +23,11 @@ class CaptureError(PcapflowsError):
 
 class PcapflowsWarning(UserWarning):
     """Something in the capture was skipped or damaged; the read went on."""
+
+
+class FlowFileError(PcapflowsError):
+    """A mitmproxy flow file could not be read (or is not one).
+
+    The message is one line: the file, what was wrong and, for damage inside the file,
+    which flow and at which byte offset, so that a command line can print it as it is.
+    """

@@ -1,0 +1,589 @@
+"""mitmproxy flow files, written and read without mitmproxy.
+
+A flow file is a plain sequence of flow states, one after another, each one
+tnetstring (:mod:`pcapflows.tnetstring`) holding ``flow.get_state()``. There is no
+file header: every flow carries its own ``version``. mitmproxy 11.0.2 and 12.3.1 both
+write flow format **21** (``mitmproxy.version.FLOW_FORMAT_VERSION``), so every release
+between them does too. From 11.0.2 to 12.3.1 the TCP flow, connection and tnetstring
+code did not change; the reader now checks that each value is a dict, and the writer of
+the save addon flushes after each flow. mitmproxy 10 wrote format 20, mitmproxy 9
+format 18.
+
+:func:`write_mitm` writes format 21: ``flow.get_state()`` exactly (pcapflows' model
+mirrors mitmproxy 11 key for key), after checking each flow against what mitmproxy's
+``Flow.from_state`` needs, because mitmproxy refuses a whole file over one bad value
+(often with an assertion, not a message): every key and no other, ``str`` where it
+wants text (ids, addresses' hosts, ``proxy_mode``) and ``bytes`` where it wants bytes
+(message contents, ``alpn``), float timestamps (an ``int`` is written as a float), a
+``proxy_mode`` that mitmproxy's mode parser accepts, ids unique in the file, and
+metadata made of JSON-like values (dicts with ``str`` keys, lists, text, numbers,
+booleans, None): they come back exactly as they went in, where a tuple would come back
+a list.
+
+:func:`read_mitm` reads the TCP flows back as pcapflows objects; other flow types
+(``http``, ``udp``, ``dns``) are counted in :attr:`MitmReader.skipped`. It reads format
+21 and migrates 20 (mitmproxy 10) and 19 (development builds between 9 and 10), whose
+TCP flows differ from 21 only by a connection ``state`` key and the TLS version name
+``QUIC`` (now ``QUICv1``), as mitmproxy's own migration does. Older files are refused
+with a message saying how to convert them (mitmproxy migrates them: ``mitmdump -nr OLD
+-w NEW``). ``write_mitm(read_mitm(f), out)`` gives the same states, metadata included.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, BinaryIO, Union, cast
+
+from pcapflows import tnetstring
+from pcapflows.errors import FlowFileError
+from pcapflows.model.flow import FLOW_FORMAT_VERSION, Flow
+from pcapflows.model.tcp import TCPFlow
+
+#: A path, a path-like object, ``"-"`` (standard input or output), or a binary file object.
+Target = Union[str, "os.PathLike[str]", BinaryIO]
+
+#: Flow format versions :func:`read_mitm` migrates to 21 (see the module docstring).
+MIGRATED_VERSIONS = (19, 20)
+
+
+# --- what mitmproxy needs in a TCP flow's state ----------------------------------------
+
+Check = Callable[[Any, str], Any]
+
+
+def _fail(where: str, want: str, value: Any) -> ValueError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ValueError(f"{where} must be {want}, not {type(value).__name__} {shown}")
+
+
+def _of(kind: type, want: str) -> Check:
+    def check(value: Any, where: str) -> Any:
+        # type() rather than isinstance: a bool is not an int here, nor a str subclass
+        # a str (mitmproxy's reader would not give it back as the same class).
+        if type(value) is not kind:
+            raise _fail(where, want, value)
+        return value
+
+    return check
+
+
+_str = _of(str, "text (str)")
+_bytes = _of(bytes, "bytes")
+_bool = _of(bool, "a bool")
+
+
+def _float(value: Any, where: str) -> float:
+    if type(value) not in (int, float):
+        raise _fail(where, "a timestamp (float)", value)
+    return float(value)
+
+
+def _optional(check: Check) -> Check:
+    def optional(value: Any, where: str) -> Any:
+        return None if value is None else check(value, where)
+
+    return optional
+
+
+def _list_of(check: Check) -> Check:
+    def list_of(value: Any, where: str) -> Any:
+        if type(value) not in (list, tuple):
+            raise _fail(where, "a list", value)
+        return [check(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+    return list_of
+
+
+def _one_of(*allowed: str) -> Check:
+    def one_of(value: Any, where: str) -> Any:
+        if type(value) is not str or value not in allowed:
+            raise _fail(where, "one of " + ", ".join(allowed), value)
+        return value
+
+    return one_of
+
+
+def _address(value: Any, where: str) -> tuple[Any, ...]:
+    """``(host, port)``, or the 4-tuple of an IPv6 socket address (as mitmproxy allows)."""
+    if type(value) not in (list, tuple) or len(value) not in (2, 4):
+        raise _fail(where, "a (host, port) pair", value)
+    _str(value[0], f"{where}[0]")
+    for i, part in enumerate(value[1:], 1):
+        if type(part) is not int:
+            raise _fail(f"{where}[{i}]", "an int", part)
+    return tuple(value)
+
+
+#: mitmproxy's proxy modes, and whether the part after ``:`` is required (True),
+#: forbidden (False) or optional (None), as its ``ProxyMode.parse`` decides.
+_MODES: dict[str, bool | None] = {
+    "regular": False,
+    "transparent": False,
+    "socks5": False,
+    "upstream": True,
+    "reverse": True,
+    "dns": False,
+    "wireguard": None,
+    "local": None,
+    "tun": None,
+}
+
+
+def _proxy_mode(value: Any, where: str) -> str:
+    """A mode spec mitmproxy parses: ``MODE[:DATA][@[HOST:]PORT]`` (pcapflows writes
+    ``"regular"``; mitmproxy refuses to load a file with a spec it cannot parse)."""
+    _str(value, where)
+    head, at, listen = value.rpartition("@")
+    if not at:
+        head, listen = listen, ""
+    mode, colon, data = head.partition(":")
+    needs = _MODES.get(mode.lower(), "unknown")
+    ok = needs != "unknown" and (needs is None or needs == bool(data))
+    if ok and colon and not data:
+        ok = needs is None
+    if ok and at:
+        port = listen.rpartition(":")[2]
+        ok = port.isdigit() and port.isascii() and int(port) <= 65535
+    if not ok:
+        raise _fail(where, "a mitmproxy proxy mode (such as 'regular')", value)
+    return str(value)
+
+
+def _via(value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if type(value) not in (list, tuple) or len(value) != 2:
+        raise _fail(where, "None or a (scheme, (host, port)) pair", value)
+    schemes = ("http", "https", "http3", "tls", "dtls", "tcp", "udp", "dns", "quic")
+    return (_one_of(*schemes)(value[0], f"{where}[0]"), _address(value[1], f"{where}[1]"))
+
+
+_TLS_VERSIONS = (
+    *("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+    *("DTLSv0.9", "DTLSv1", "DTLSv1.2", "QUICv1"),
+)
+
+_CONNECTION: dict[str, Check] = {
+    "peername": _optional(_address),
+    "sockname": _optional(_address),
+    "id": _str,
+    "transport_protocol": _one_of("tcp", "udp"),
+    "error": _optional(_str),
+    "tls": _bool,
+    # Certificates are kept in their state form, PEM bytes.
+    "certificate_list": _list_of(_bytes),
+    "alpn": _optional(_bytes),
+    "alpn_offers": _list_of(_bytes),
+    "cipher": _optional(_str),
+    "cipher_list": _list_of(_str),
+    "tls_version": _optional(_one_of(*_TLS_VERSIONS)),
+    "sni": _optional(_str),
+    "timestamp_start": _optional(_float),
+    "timestamp_end": _optional(_float),
+    "timestamp_tls_setup": _optional(_float),
+}
+_CLIENT: dict[str, Check] = {
+    **_CONNECTION,
+    "peername": _address,
+    "sockname": _address,
+    "mitmcert": _optional(_bytes),
+    "proxy_mode": _proxy_mode,
+    # mitmproxy's Client has no "unknown" start time.
+    "timestamp_start": _float,
+}
+_SERVER: dict[str, Check] = {
+    **_CONNECTION,
+    "address": _optional(_address),
+    "timestamp_tcp_setup": _optional(_float),
+    "via": _via,
+}
+
+
+def _record(keys: dict[str, Check]) -> Check:
+    def record(value: Any, where: str) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _fail(where, "a dict", value)
+        missing = [k for k in keys if k not in value]
+        extra = [k for k in value if k not in keys]
+        if missing or extra:
+            what = []
+            if missing:
+                what.append(f"missing {', '.join(map(str, missing))}")
+            if extra:
+                what.append(f"unexpected {', '.join(map(repr, extra))}")
+            raise ValueError(f"{where}: {'; '.join(what)}")
+        return {k: check(value[k], f"{where}.{k}") for k, check in keys.items()}
+
+    return record
+
+
+def _message(value: Any, where: str) -> tuple[bool, bytes, float]:
+    if type(value) not in (list, tuple) or len(value) != 3:
+        raise _fail(where, "a (from_client, content, timestamp) triple", value)
+    return (
+        _bool(value[0], f"{where}.from_client"),
+        _bytes(value[1], f"{where}.content"),
+        _float(value[2], f"{where}.timestamp"),
+    )
+
+
+def _json_like(value: Any, where: str, depth: int = 0) -> Any:
+    """Metadata values that come back from a flow file exactly as they went in."""
+    if depth > tnetstring.MAX_DEPTH:
+        raise ValueError(f"{where} is nested too deep")
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind is list:
+        return [_json_like(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                raise _fail(f"{where} key {key!r}", "text (str)", key)
+        return {k: _json_like(v, f"{where}[{k!r}]", depth + 1) for k, v in value.items()}
+    raise _fail(where, "JSON-like (dict with str keys, list, str, int, float, bool, None)", value)
+
+
+def _dict(value: Any, where: str) -> Any:
+    if type(value) is not dict:
+        raise _fail(where, "a dict", value)
+    return value
+
+
+def _flow_keys(metadata: Check) -> dict[str, Check]:
+    return {
+        "version": _one_of_int(FLOW_FORMAT_VERSION),
+        "type": _one_of("tcp"),
+        "id": _str,
+        "error": _optional(_record({"msg": _str, "timestamp": _float})),
+        "client_conn": _record(_CLIENT),
+        "server_conn": _record(_SERVER),
+        "intercepted": _bool,
+        "is_replay": _optional(_one_of("request", "response")),
+        "marked": _str,
+        "metadata": metadata,
+        "comment": _str,
+        "timestamp_created": _float,
+        "backup": _optional(_dict),
+        "messages": _list_of(_message),
+    }
+
+
+def _one_of_int(version: int) -> Check:
+    def check(value: Any, where: str) -> Any:
+        if type(value) is not int or value != version:
+            raise _fail(where, str(version), value)
+        return value
+
+    return check
+
+
+def _metadata(value: Any, where: str) -> Any:
+    return _json_like(_dict(value, where), where)
+
+
+#: Writing: metadata must be JSON-like. Reading: whatever mitmproxy wrote is kept.
+_WRITE = _record(_flow_keys(_metadata))
+_READ = _record(_flow_keys(_dict))
+
+
+def checked_state(flow: Flow) -> dict[str, Any]:
+    """``flow.get_state()`` as it will be written, after checking that mitmproxy loads it.
+
+    Integer timestamps become floats; anything else mitmproxy would refuse (a key too
+    many or missing, text where it wants bytes, an unknown proxy mode, metadata that
+    would not come back the same) raises ``ValueError`` naming the flow and the key.
+    """
+    state = flow.get_state()
+    name = f"flow {state.get('id')!r}" if isinstance(state, dict) else "flow"
+    result: dict[str, Any] = _WRITE(state, name)
+    return result
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+class MitmWriter:
+    """Writes flows to a mitmproxy flow file one at a time (see :func:`write_mitm`).
+
+    For callers that get flows one by one rather than as an iterable (the command
+    line writes each flow as the capture finishes it and lists it too). ``count`` is
+    the number of flows written. Use it as a context manager, or call :meth:`close`,
+    to close a file it opened.
+    """
+
+    def __init__(self, file: Target) -> None:
+        self.name = _name(file, "<stdout>")
+        self.count = 0
+        self._fp, self._owned = _open(file, "wb")
+        self._seen: set[str] = set()
+        self._closed = False
+
+    def add(self, flow: Flow) -> None:
+        """Check ``flow`` (:func:`checked_state`), write it and flush.
+
+        ``ValueError`` if mitmproxy would refuse it or its id was already written:
+        then nothing of it is written. ``OSError`` from the file (a full disk) as is.
+        """
+        if self._closed:
+            raise ValueError(f"write to a closed MitmWriter ({self.name})")
+        state = checked_state(flow)
+        flow_id: str = state["id"]
+        if flow_id in self._seen:
+            raise ValueError(f"flow id {flow_id!r} written twice: ids must be unique in a file")
+        self._seen.add(flow_id)
+        tnetstring.dump(state, self._fp)
+        self._fp.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file if this writer opened it (a file object given is left open)."""
+        if not self._closed:
+            self._closed = True
+            if self._owned:
+                self._fp.close()
+
+    def __enter__(self) -> MitmWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_mitm(flows: Iterable[Flow], file: Target) -> int:
+    """Write ``flows`` to a mitmproxy flow file (format 21); return how many were written.
+
+    ``file`` is a path (created or truncated), a path-like object, ``"-"`` for standard
+    output, or a binary file object (left open). Each flow is checked
+    (:func:`checked_state`), written and flushed as it comes out of ``flows``: nothing
+    is collected, so a generator over a huge capture is written in the memory of one
+    flow, and a reader at the other end of a pipe sees each flow at once. A flow that
+    mitmproxy would refuse, or whose id was already written, raises ``ValueError``
+    before any of its bytes are written; the flows before it are in the file.
+
+    The file loads in mitmproxy 11 and 12 (``mitmproxy -r FILE``, ``mitmdump -nr FILE``)
+    and in :func:`read_mitm`. Only the flow ids are kept while writing (to refuse a
+    repeated one): some 100 bytes per flow.
+    """
+    with MitmWriter(file) as writer:
+        for flow in flows:
+            writer.add(flow)
+        return writer.count
+
+
+def _open(file: Target, mode: str) -> tuple[BinaryIO, bool]:
+    """The binary file object for ``file``, and whether we opened it (and must close it).
+
+    A file object opened in text mode is a ``TypeError`` saying so, rather than an
+    obscure one from the first read or write.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        if os.fspath(file) == "-":
+            if "w" in mode:
+                sys.stdout.flush()  # text already printed goes first
+                return sys.stdout.buffer, False
+            return sys.stdin.buffer, False
+        return cast(BinaryIO, open(file, mode)), True
+    if isinstance(file, (bytes, bytearray)):
+        raise TypeError("give a path, '-' or a binary file object, not bytes")
+    if isinstance(file, io.TextIOBase):
+        raise TypeError(f"{_name(file)} is opened in text mode: open it with {mode!r}")
+    return file, False
+
+
+def _name(file: Target, std: str = "<stdin>") -> str:
+    if isinstance(file, (str, os.PathLike)):
+        path = os.fspath(file)
+        return std if path == "-" else str(path)
+    return str(getattr(file, "name", None) or f"<{type(file).__name__}>")
+
+
+# --- reading -------------------------------------------------------------------------
+
+#: What a file that is not a flow file usually is, by its first bytes.
+_MAGIC = (
+    ((b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"), "pcap"),
+    ((b"\x0a\x0d\x0d\x0a",), "pcapng"),
+    ((b"\x1f\x8b",), "gzip"),
+    ((b"{", b"\xef\xbb\xbf{"), "JSON (a HAR file?)"),
+)
+
+
+class MitmReader(Iterator[TCPFlow]):
+    """The TCP flows of a mitmproxy flow file, read one at a time (see :func:`read_mitm`).
+
+    ``skipped`` counts the flows of other types by type (``{"http": 3}``) as they are
+    passed over; ``flows`` counts the TCP flows returned so far. Use it as a context
+    manager, or call :meth:`close`, to close a file it opened before the end.
+    """
+
+    def __init__(self, file: Target) -> None:
+        self.name = _name(file)
+        self.skipped: Counter[str] = Counter()
+        self.flows = 0
+        self._fp, self._owned = _open(file, "rb")
+        self._offset = 0
+        self._index = 0
+        self._head = b""
+        self._closed = False
+
+    def __iter__(self) -> MitmReader:
+        return self
+
+    def __next__(self) -> TCPFlow:
+        while not self._closed:
+            state = self._next_state()
+            if state is None:
+                self.close()
+                break
+            kind = state.get("type")
+            if kind != "tcp":
+                self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
+                continue
+            try:
+                flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise self._error(str(exc)) from None
+            self.flows += 1
+            return flow
+        raise StopIteration
+
+    def _next_state(self) -> dict[str, Any] | None:
+        start = self._offset
+        self._index += 1
+        if self._index == 1:
+            self._head = self._peek(4)
+        try:
+            item = tnetstring.load(self._fp)
+        except FlowFileError as exc:
+            self.close()
+            if self._index == 1:
+                raise FlowFileError(self._not_a_flow_file(str(exc))) from None
+            raise self._error(f"{exc} (at byte {start})") from None
+        except OSError as exc:
+            self.close()
+            raise FlowFileError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+        if item is None:
+            return None
+        value, size = item
+        self._offset += size
+        if type(value) is not dict:
+            if self._index == 1:
+                raise FlowFileError(self._not_a_flow_file(f"it holds a {type(value).__name__}"))
+            raise self._error(f"a {type(value).__name__} where a flow should be")
+        return self._migrate(value)
+
+    def _migrate(self, state: dict[Any, Any]) -> dict[str, Any]:
+        version = state.get("version")
+        if version is None and self._index == 1:
+            raise FlowFileError(self._not_a_flow_file("a dict without a flow format version"))
+        if version == FLOW_FORMAT_VERSION and type(version) is int:
+            return state
+        if type(version) is int and version in MIGRATED_VERSIONS:
+            try:
+                for conn in (state["client_conn"], state["server_conn"]):
+                    conn.pop("state", None)
+                    if conn.get("tls_version") == "QUIC":
+                        conn["tls_version"] = "QUICv1"
+            except (KeyError, TypeError, AttributeError):
+                raise self._error(f"a format {version} flow without connections") from None
+            state["version"] = FLOW_FORMAT_VERSION
+            return state
+        if type(version) is int and version > FLOW_FORMAT_VERSION:
+            why = "a mitmproxy newer than 12 wrote it"
+        else:
+            why = (
+                "an older mitmproxy wrote it: `mitmdump -nr OLD -w NEW` (mitmproxy 11+) updates it"
+            )
+        shown = version if version is not None else "missing"
+        raise FlowFileError(
+            f"{self.name}: flow {self._index} has flow format version {shown}; pcapflows reads "
+            f"version {FLOW_FORMAT_VERSION}, which mitmproxy 11 and 12 write (and migrates "
+            f"{' and '.join(map(str, MIGRATED_VERSIONS))}): {why}"
+        )
+
+    def _error(self, why: str) -> FlowFileError:
+        self.close()
+        return FlowFileError(f"{self.name}: flow {self._index} is damaged: {why}")
+
+    def _peek(self, n: int) -> bytes:
+        """The file's next bytes without consuming them, if the file object can tell
+        (to name what a file that is not a flow file is); else nothing."""
+        peek = getattr(self._fp, "peek", None)
+        try:
+            if callable(peek):
+                return bytes(peek(n))[:n]
+            if self._fp.seekable():
+                pos = self._fp.tell()
+                head = self._fp.read(n)
+                self._fp.seek(pos)
+                return head
+        except (OSError, ValueError):
+            pass
+        return b""
+
+    def _not_a_flow_file(self, why: str) -> str:
+        head = self._head
+        kind = next((k for magics, k in _MAGIC for m in magics if head.startswith(m)), None)
+        if kind is None:
+            return f"{self.name} is not a mitmproxy flow file ({why})"
+        hint = (
+            f"; to turn a capture into one: pcapflows {self.name} -w OUT" if "pcap" in kind else ""
+        )
+        return f"{self.name} is not a mitmproxy flow file: it looks like {kind}{hint}"
+
+    def close(self) -> None:
+        """Stop reading and close the file if :func:`read_mitm` opened it."""
+        if not self._closed:
+            self._closed = True
+            if self._owned:
+                self._fp.close()
+
+    def __enter__(self) -> MitmReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_mitm(file: Target) -> MitmReader:
+    """The TCP flows of a mitmproxy flow file, as pcapflows :class:`~pcapflows.TCPFlow`.
+
+    ``file`` is a path, a path-like object, ``"-"`` for standard input, or a binary file
+    object. Flows are read one at a time as the iterator advances (a file of any size
+    is read in the memory of its largest flow). Flows of other types (HTTP, UDP, DNS)
+    are skipped and counted in the reader's ``skipped``. An empty file yields nothing.
+
+    Raises :class:`~pcapflows.errors.FlowFileError` (one line naming the file) for a
+    file that is not a flow file, a damaged or truncated one (when the iteration gets
+    there), or one of a flow format version pcapflows does not read. The path is opened
+    at once, so a missing file raises ``OSError`` here.
+    """
+    return MitmReader(file)
+
+
+__all__ = [
+    "MIGRATED_VERSIONS",
+    "MitmReader",
+    "MitmWriter",
+    "checked_state",
+    "read_mitm",
+    "write_mitm",
+]
