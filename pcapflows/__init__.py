@@ -19,8 +19,17 @@ from __future__ import annotations
 from pcapflows import _accel
 from pcapflows.api import FlowReader, read, reassemble
 from pcapflows.decode.segment import Segment
-from pcapflows.errors import CaptureError, PcapflowsError, PcapflowsWarning
+from pcapflows.errors import (
+    AddonError,
+    CaptureError,
+    MitmproxyMissing,
+    PcapflowsError,
+    PcapflowsWarning,
+)
 from pcapflows.limits import Limits
+
+# mitmproxy itself is imported only when one of these is called (an optional extra).
+from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
@@ -35,6 +44,7 @@ __version__ = "0.1.0"
 __compiled__: bool = _accel.compiled_in_use()
 
 __all__ = [
+    "AddonError",
     "Assembler",
     "CaptureError",
     "Client",
@@ -49,9 +59,11 @@ __all__ = [
     "Gap",
     "GapRetracted",
     "Limits",
+    "MitmproxyMissing",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",
+    "ReplayResult",
     "Segment",
     "Server",
     "TCPFlow",
@@ -60,4 +72,6 @@ __all__ = [
     "info",
     "read",
     "reassemble",
+    "replay",
+    "to_mitmproxy",
 ]

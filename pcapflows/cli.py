@@ -1,13 +1,19 @@
 """The ``pcapflows`` command (also ``python -m pcapflows``).
 
 ``pcapflows CAPTURE`` lists the TCP flows of a capture, one line each;
-``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream.
+``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream;
+``pcapflows CAPTURE -s addon.py`` runs mitmproxy addon scripts over the capture instead
+of listing it (mitmproxy's log, the addons' ``logging`` included, goes to standard
+error; standard output is the addons' own).
 
-Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line;
-3 the flow asked for with ``--follow`` is not in the capture; 4 the output could not be
-written (a full disk: one line on standard error); 141 the reader of the output went
-away (``pcapflows CAPTURE | head``: quiet, as a shell reports a command that a closed
-pipe stopped). Errors are one line on standard error, never a traceback.
+Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line
+(``-s`` without mitmproxy installed included: one line says what to install); 3 the
+flow asked for with ``--follow`` is not in the capture; 4 the output could not be
+written (a full disk: one line on standard error); 5 a ``-s`` script could not be
+loaded (mitmproxy's error and traceback are printed before); 141 the reader of the
+output went away (``pcapflows CAPTURE | head``: quiet, as a shell reports a command that
+a closed pipe stopped). Errors are one line on standard error, never a traceback, except
+an addon's own error, which mitmproxy prints with the addon's traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 EXIT_NO_SUCH_FLOW = 3
 EXIT_OUTPUT = 4
+EXIT_ADDON = 5
 #: 128 + SIGPIPE (13): what a shell reports for a command stopped by a closed pipe, as
 #: ``seq 1000000 | head`` stops; written out because Windows has no SIGPIPE.
 EXIT_BROKEN_PIPE = 141
@@ -42,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Reassemble the TCP conversations of a pcap or pcapng capture.",
         epilog=(
             "exit codes: 0 ok, 1 input is not a readable capture, 2 bad command line, "
-            "3 no such flow, 4 output could not be written, 141 output pipe closed"
+            "3 no such flow, 4 output could not be written, 5 a -s script could not be loaded, "
+            "141 output pipe closed"
         ),
     )
     p.add_argument("capture", help="pcap or pcapng file (gzip allowed), or - for stdin")
@@ -53,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         help="print the messages of flow N (the index in the listing)",
     )
     p.add_argument("--hex", action="store_true", help="with --follow: always show hex dumps")
+    p.add_argument(
+        "-s",
+        dest="scripts",
+        metavar="SCRIPT",
+        action="append",
+        help="run this mitmproxy addon script over the capture (repeatable) instead of "
+        "listing it; needs pip install 'pcapflows[mitmproxy]'",
+    )
     p.add_argument("--stats", action="store_true", help="print what was read and skipped to stderr")
     limits = p.add_argument_group("limits (defaults as in the library; see the README)")
     limits.add_argument(
@@ -155,6 +171,10 @@ def _run(argv: Sequence[str] | None) -> int:
         limits = Limits(**options)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.scripts:
+        if args.follow is not None:
+            parser.error("-s and --follow cannot be combined")
+        return _run_scripts(args, limits)
     try:
         # Finishing order: the listing re-orders one line per flow (never the flows
         # and their payload), and --follow stops as soon as its flow is complete.
@@ -198,3 +218,52 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.stats:
         _print_stats(reader.stats)
     return code
+
+
+def _run_scripts(args: argparse.Namespace, limits: Limits) -> int:
+    """``-s``: the scripts run over the capture with mitmproxy's machinery
+    (:func:`pcapflows.replay`), as ``mitmdump -s`` would run them on live traffic.
+
+    mitmproxy's log goes to standard error, as one stream with ours; an exception in
+    a hook is logged there and the replay goes on (exit 0, as mitmdump), with a
+    one-line count at the end.
+    """
+    from pcapflows.errors import AddonError, MitmproxyMissing
+    from pcapflows.mitmproxy_bridge import replay, require_mitmproxy
+
+    try:
+        require_mitmproxy()
+    except MitmproxyMissing as exc:
+        print(f"pcapflows: error: -s: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = replay(
+                args.capture,
+                scripts=args.scripts,
+                limits=limits,
+                key_tunnels=args.key_tunnels,
+                warn=False,
+                log=sys.stderr,
+            )
+    except CaptureError as exc:
+        print(f"pcapflows: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AddonError as exc:
+        print(f"pcapflows: error: {exc}", file=sys.stderr)
+        return EXIT_ADDON
+    if result.errors_logged:
+        print(
+            f"pcapflows: warning: {result.errors_logged} error(s) logged while the addons ran",
+            file=sys.stderr,
+        )
+    if result.stats.anomalies:
+        total = sum(result.stats.anomalies.values())
+        print(
+            f"pcapflows: warning: {total} damaged record(s) skipped (--stats for details)",
+            file=sys.stderr,
+        )
+    if args.stats:
+        _print_stats(result.stats)
+    return EXIT_OK
