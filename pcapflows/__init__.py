@@ -17,7 +17,7 @@ from __future__ import annotations
 # First: importing _accel decides, before any module a compiled build replaces is
 # imported, whether this process runs the compiled build (see _accel).
 from pcapflows import _accel
-from pcapflows.api import FlowReader, read, reassemble
+from pcapflows.api import EventReader, FlowReader, events, read, reassemble
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import (
     AddonError,
@@ -33,9 +33,10 @@ from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
+from pcapflows.model.live import FlowEvent, FlowEventKind
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.reassembly.assembler import Assembler
-from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted
+from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted, Opened
 from pcapflows.stats import ReadStats
 
 __version__ = "0.1.0"
@@ -53,13 +54,17 @@ __all__ = [
     "Connection",
     "Data",
     "Error",
+    "EventReader",
     "Flow",
+    "FlowEvent",
+    "FlowEventKind",
     "FlowInfo",
     "FlowReader",
     "Gap",
     "GapRetracted",
     "Limits",
     "MitmproxyMissing",
+    "Opened",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",
@@ -69,6 +74,7 @@ __all__ = [
     "TCPFlow",
     "TCPMessage",
     "__version__",
+    "events",
     "info",
     "read",
     "reassemble",

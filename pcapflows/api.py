@@ -18,11 +18,17 @@ from pcapflows.errors import PcapflowsWarning
 from pcapflows.io.reader import CaptureReader, Source
 from pcapflows.limits import DEFAULT_LIMITS, Limits
 from pcapflows.model.build import FlowBuilder
+from pcapflows.model.live import FlowEvent, LiveFlows
 from pcapflows.model.tcp import TCPFlow
 from pcapflows.reassembly.assembler import Assembler
 from pcapflows.stats import ReadStats
 
 Order = Literal["finish", "first_packet"]
+
+#: The longest message :func:`events` hands over when messages are not kept (1 MiB):
+#: a longer run of one side's bytes comes as several messages, so that one connection
+#: cannot make the event reader hold more.
+DEFAULT_MAX_MESSAGE = 1 << 20
 T = TypeVar("T")
 
 
@@ -102,7 +108,92 @@ def _flows(
             yield flow
 
 
-class FlowReader(Iterator[TCPFlow]):
+class _Reader(Iterator[T]):
+    """What :class:`FlowReader` and :class:`EventReader` share: the capture, its
+    :class:`ReadStats`, the damage warning at the end, and closing."""
+
+    def __init__(self, source: Source, limits: Limits, warn: bool) -> None:
+        self.stats = ReadStats()
+        self._capture = CaptureReader(source, self.stats)
+        self._warn = warn
+        self._decoder = Decoder(self.stats, max_fragment_bytes=limits.max_fragment_bytes)
+        self._it: Iterator[T] = iter(())
+        self._assembler: Assembler | None = None
+        self._done = False
+        self._closed = False
+
+    def __iter__(self) -> _Reader[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
+        try:
+            item = next(self._it)
+        except StopIteration:
+            self._finish()
+            raise
+        self._counted(item)
+        return item
+
+    def _counted(self, item: T) -> None:
+        """Count ``item`` in the statistics (a finished flow, for both readers)."""
+
+    def _count(self) -> None:
+        """Copy the assembler's counters (limits, payload buckets) into the stats."""
+        a = self._assembler
+        if a is None:
+            return
+        if a.evicted:
+            self.stats.limits["max_connections"] = a.evicted
+        if a.released:
+            self.stats.limits["max_total_buffer"] = a.released
+        # The assembler's counts only grow, and a key appears once its count is above
+        # zero: setting the values (dict.update, not Counter.update, which adds) makes
+        # an exact copy without clearing first; done per flow, it must stay cheap.
+        payload = self.stats.payload
+        payload["captured"] = a.captured
+        dict.update(payload, a.payload)
+        dict.update(self.stats.implausible, a.implausible)
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._capture.close()
+        self._count()
+        if self._warn and self.stats.anomalies:
+            summary = ", ".join(f"{n} x {k}" for k, n in self.stats.anomalies.most_common())
+            warnings.warn(
+                PcapflowsWarning(f"{self._capture.name}: damaged input skipped: {summary}"),
+                stacklevel=4,
+            )
+
+    def close(self) -> None:
+        """Stop reading and release the input; iteration then ends (StopIteration).
+
+        Connections still open are not reported: closing says the caller wants no
+        more. A file object the caller gave stays open (it is theirs); a path we opened
+        is closed. Calling it twice, or after the end, is harmless.
+        """
+        self._done = True
+        self._closed = True
+        self._capture.close()
+        self._it = iter(())  # drop the open connections and their buffers now
+
+    def __enter__(self) -> _Reader[T]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FlowReader(_Reader[TCPFlow]):
     """An iterator of the flows of one capture, with its :class:`ReadStats`.
 
     Returned by :func:`read`. The capture's header is checked when the reader is made
@@ -132,82 +223,82 @@ class FlowReader(Iterator[TCPFlow]):
     ) -> None:
         if order not in ("finish", "first_packet"):
             raise ValueError(f"order must be 'finish' or 'first_packet', not {order!r}")
-        self.stats = ReadStats()
-        self._capture = CaptureReader(source, self.stats)
-        self._warn = warn
-        decoder = Decoder(self.stats, max_fragment_bytes=limits.max_fragment_bytes)
+        super().__init__(source, limits, warn)
         assembler = Assembler(limits, key_tunnels=key_tunnels)
         self._assembler = assembler
+        decoder = self._decoder
         flows = _flows(map(decoder.decode_all, self._capture), assembler, messages, decoder.finish)
-        self._it: Iterator[TCPFlow] = _in_order(flows) if order == "first_packet" else flows
-        self._done = False
-        self._closed = False
+        self._it = _in_order(flows) if order == "first_packet" else flows
 
-    def __iter__(self) -> FlowReader:
-        return self
-
-    def __next__(self) -> TCPFlow:
-        if self._closed:
-            raise StopIteration
-        try:
-            flow = next(self._it)
-        except StopIteration:
-            self._finish()
-            raise
+    def _counted(self, item: TCPFlow) -> None:
         self.stats.flows += 1
         self._count()
-        return flow
-
-    def _count(self) -> None:
-        """Copy the assembler's counters (limits, payload buckets) into the stats."""
-        a = self._assembler
-        if a.evicted:
-            self.stats.limits["max_connections"] = a.evicted
-        if a.released:
-            self.stats.limits["max_total_buffer"] = a.released
-        # The assembler's counts only grow, and a key appears once its count is above
-        # zero: setting the values (dict.update, not Counter.update, which adds) makes
-        # an exact copy without clearing first; done per flow, it must stay cheap.
-        payload = self.stats.payload
-        payload["captured"] = a.captured
-        dict.update(payload, a.payload)
-        dict.update(self.stats.implausible, a.implausible)
-
-    def _finish(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._capture.close()
-        self._count()
-        if self._warn and self.stats.anomalies:
-            summary = ", ".join(f"{n} x {k}" for k, n in self.stats.anomalies.most_common())
-            warnings.warn(
-                PcapflowsWarning(f"{self._capture.name}: damaged input skipped: {summary}"),
-                stacklevel=3,
-            )
-
-    def close(self) -> None:
-        """Stop reading and release the input; iteration then ends (StopIteration).
-
-        Flows still open are not returned: closing says the caller wants no more. A
-        file object the caller gave stays open (it is theirs); a path we opened is
-        closed. Calling it twice, or after the end, is harmless.
-        """
-        self._done = True
-        self._closed = True
-        self._capture.close()
-        self._it = iter(())  # drop the open connections and their buffers now
 
     def __enter__(self) -> FlowReader:
         return self
 
-    def __exit__(
+
+class EventReader(_Reader[FlowEvent]):
+    """An iterator of the :class:`~pcapflows.model.live.FlowEvent` objects of one
+    capture, with its :class:`ReadStats`. Returned by :func:`events`; reading, damage
+    and closing work as for :class:`FlowReader`."""
+
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        source: Source,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        key_tunnels: bool = False,
+        keep_messages: bool = True,
+        max_message: int | None = None,
+        warn: bool = True,
     ) -> None:
-        self.close()
+        if max_message is None and not keep_messages:
+            max_message = DEFAULT_MAX_MESSAGE
+        live = LiveFlows(keep_messages=keep_messages, max_message=max_message)
+        super().__init__(source, limits, warn)
+        assembler = Assembler(limits, key_tunnels=key_tunnels, announce=True)
+        self._assembler = assembler
+        decoder = self._decoder
+        self._it = _flow_events(
+            map(decoder.decode_all, self._capture), assembler, live, decoder.finish
+        )
+
+    def _counted(self, item: FlowEvent) -> None:
+        if item.kind == "end" or item.kind == "error":
+            self.stats.flows += 1
+            self._count()
+
+    def __enter__(self) -> EventReader:
+        return self
+
+
+def _flow_events(
+    batches: Iterable[Iterable[Segment]],
+    assembler: Assembler,
+    live: LiveFlows,
+    at_end: Callable[[], None] | None = None,
+) -> Iterator[FlowEvent]:
+    """The pipeline of :func:`events`: as :func:`_flows`, with the live builder."""
+    add = live.add
+    feed = assembler.feed
+    out: list[FlowEvent] = []
+    latest: float | None = None
+    for batch in batches:
+        for seg in batch:
+            ts = seg.timestamp
+            if latest is None or ts > latest:
+                latest = ts
+            events = feed(seg)
+            if events:
+                add(events, ts, out)
+                if out:
+                    yield from out
+                    out.clear()
+    if at_end is not None:
+        at_end()
+    add(assembler.close_all(), 0.0 if latest is None else latest, out)
+    yield from out
 
 
 def read(
@@ -269,5 +360,43 @@ def read(
         limits=limits,
         key_tunnels=key_tunnels,
         messages=messages,
+        warn=warn,
+    )
+
+
+def events(
+    source: Source,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    key_tunnels: bool = False,
+    keep_messages: bool = True,
+    max_message: int | None = None,
+    warn: bool = True,
+) -> EventReader:
+    """Read a capture and return an iterator of its connections' events as they
+    happened: ``start``, ``message``, and ``end`` or ``error``, for all connections
+    interleaved in the order of the packets that caused them (see
+    :class:`~pcapflows.model.live.FlowEvent`).
+
+    What a live proxy's hooks would have seen, for code written for them (mitmproxy's
+    ``tcp_start``, ``tcp_message``, ``tcp_end``, ``tcp_error``): each event carries its
+    flow, the same object from ``start`` to the end, and a ``message`` event comes as
+    soon as the message is complete, not when the connection ends. Messages are those
+    :func:`read` makes (the module :mod:`pcapflows.model.live` names the one case where
+    the interleaving of the two sides can differ: bytes delivered late, past a hole).
+
+    ``keep_messages=False`` does not keep delivered messages on the flow (``flow.messages``
+    holds only the newest one), and cuts a run of one side's bytes into messages of at
+    most ``max_message`` bytes (1 MiB unless given): memory then depends on the
+    connections open at once, not on what they carry, whatever the capture's size.
+    ``max_message`` can also be given with ``keep_messages=True``. ``source``,
+    ``limits``, ``key_tunnels`` and ``warn`` are as for :func:`read`.
+    """
+    return EventReader(
+        source,
+        limits=limits,
+        key_tunnels=key_tunnels,
+        keep_messages=keep_messages,
+        max_message=max_message,
         warn=warn,
     )

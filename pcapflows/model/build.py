@@ -57,6 +57,19 @@ def stable_id(name: str) -> str:
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
+def flow_seed(
+    stream: int,
+    first_frame: int,
+    opened: float,
+    endpoints: tuple[tuple[str, int], tuple[str, int]],
+) -> str:
+    """What a flow's ids are derived from: facts of the connection's first packet only
+    (stream index, frame, time, sender and receiver), so that an id given when the
+    connection starts (:func:`pcapflows.events`) is the id of the finished flow, and
+    does not change with roles decided later."""
+    return f"{stream}|{first_frame}|{opened!r}|{endpoints[0]}|{endpoints[1]}"
+
+
 # A delivered chunk: (stream offset, input order of its packet, bytes, capture time).
 _Chunk = tuple[int, int, bytes, float]
 
@@ -208,35 +221,45 @@ def _messages(b: _Building, client: int) -> list[TCPMessage]:
     return messages
 
 
-def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
-    """Synthesize the client, server and flow objects of one finished connection."""
-    ci = s.client
-    si = 1 - ci
-    client_addr = s.endpoints[ci]
-    server_addr = s.endpoints[si]
-    seed = (
-        f"{s.stream}|{s.first_frame}|{s.first_timestamp!r}|{client_addr}|{server_addr}"
-        f"|{s.isn[ci]}|{s.isn[si]}"
-    )
-
+def new_flow(
+    seed: str,
+    client_addr: tuple[str, int],
+    server_addr: tuple[str, int],
+    start: float,
+    end: float | None,
+    setup: float | None,
+) -> TCPFlow:
+    """A flow without messages and its two connections, with the ids ``seed`` gives
+    (see :func:`flow_seed`); ``end`` is None while the connection is still open."""
     client = Client(
         id=stable_id(seed + "|client"),
         peername=client_addr,
         sockname=server_addr,
-        timestamp_start=s.first_timestamp,
-        timestamp_end=s.last_timestamp,
+        timestamp_start=start,
+        timestamp_end=end,
     )
     server = Server(
         id=stable_id(seed + "|server"),
         address=server_addr,
         peername=server_addr,
         sockname=client_addr,
-        timestamp_start=s.first_timestamp,
-        timestamp_end=s.last_timestamp,
-        timestamp_tcp_setup=s.setup_timestamp,
+        timestamp_start=start,
+        timestamp_end=end,
+        timestamp_tcp_setup=setup,
     )
-    flow = TCPFlow(
-        client, server, id=stable_id(seed + "|flow"), timestamp_created=s.first_timestamp
+    return TCPFlow(client, server, id=stable_id(seed + "|flow"), timestamp_created=start)
+
+
+def build_flow(s: ConnectionSummary, b: _Building) -> TCPFlow:
+    """Synthesize the client, server and flow objects of one finished connection."""
+    ci = s.client
+    si = 1 - ci
+    client_addr = s.endpoints[ci]
+    server_addr = s.endpoints[si]
+    seed = flow_seed(s.stream, s.first_frame, s.opened_timestamp, s.endpoints)
+
+    flow = new_flow(
+        seed, client_addr, server_addr, s.first_timestamp, s.last_timestamp, s.setup_timestamp
     )
     flow.messages = _messages(b, ci)
     if s.closed_by == "rst" and s.rst_from is not None and s.rst_timestamp is not None:

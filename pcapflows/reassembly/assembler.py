@@ -21,7 +21,7 @@ from typing import NamedTuple
 from pcapflows.decode.segment import ACK, SYN, Segment, TunnelHop
 from pcapflows.limits import DEFAULT_LIMITS, Limits
 from pcapflows.reassembly.connection import ConnectionSummary, TCPConnection
-from pcapflows.reassembly.events import AssemblerEvent, Closed
+from pcapflows.reassembly.events import AssemblerEvent, Closed, Opened
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     MIN_BOUND,
@@ -87,10 +87,14 @@ class Assembler:
         *,
         key_tunnels: bool = False,
         keep: int = DEFAULT_KEEP,
+        announce: bool = False,
     ) -> None:
         #: Key connections by their tunnel as well as their 4-tuple (see
         #: :func:`tunnel_identity`), for overlays whose tenants reuse inner addresses.
         self.key_tunnels = key_tunnels
+        #: Send an :class:`~pcapflows.reassembly.events.Opened` event for every new
+        #: connection (off by default: a consumer of whole flows has no use for it).
+        self.announce = announce
         self.limits = limits
         self.idle_timeout = limits.idle_timeout
         self.linger = limits.linger
@@ -249,6 +253,11 @@ class Assembler:
         was_closed = conn.closed_at is not None
         # The connection's events are assembler events (list invariance aside).
         caused: list[AssemblerEvent] = conn.feed(seg, order)  # type: ignore[assignment]
+        opened = conn.opened
+        if opened is not None:
+            # The roles as the first packet shows them (its flags, the ports).
+            opened.client = conn.client()
+            conn.opened = None
         if events:
             events.extend(caused)
         else:
@@ -316,6 +325,10 @@ class Assembler:
             conn.follows = prev.stream
         self._next_conn += 1
         self._next_stream += 1
+        if self.announce:
+            opened = Opened(conn.conn, conn.stream, conn.endpoints, 0, seg.timestamp, seg.frame)
+            conn.opened = opened
+            events.append(opened)
         conn.key = key
         self._table[key] = conn
         self._by_id[conn.conn] = conn

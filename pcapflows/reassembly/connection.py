@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pcapflows.decode.segment import ACK, FIN, RST, SYN, Segment, TunnelHop
 from pcapflows.limits import DEFAULT_MAX_BUFFER
-from pcapflows.reassembly.events import Conflict, Data, Event, Gap
+from pcapflows.reassembly.events import Conflict, Data, Event, Gap, Opened
 from pcapflows.reassembly.half import (
     DEFAULT_KEEP,
     NEW,
@@ -118,6 +118,8 @@ class TCPConnection:
         "known_client",
         "last_frame",
         "last_timestamp",
+        "opened",
+        "opened_timestamp",
         "paths",
         "resume",
         "rst_from",
@@ -156,6 +158,7 @@ class TCPConnection:
         self.synack_seen_at: float | None = None
         self.setup_timestamp: float | None = None
         self.first_timestamp = seg.timestamp
+        self.opened_timestamp = seg.timestamp
         self.last_timestamp = seg.timestamp
         self.first_frame = seg.frame
         self.last_frame = seg.frame
@@ -187,6 +190,9 @@ class TCPConnection:
         #: The client side of the connection this one continues, and its stream index.
         self.known_client: int | None = None
         self.follows: int | None = None
+        #: The :class:`Opened` event announcing this connection, until its first packet
+        #: has been fed and the event's ``client`` filled in (see the assembler).
+        self.opened: Opened | None = None
         #: "fin" or "rst": how the connection closed. A RST after both FINs (common for
         #: a retransmitted FIN that meets a closed socket) does not make a clean close an
         #: error.
@@ -573,6 +579,7 @@ class TCPConnection:
             open_at_end=open_at_end,
             rst_from=self.rst_from,
             rst_timestamp=self.rst_timestamp,
+            opened_timestamp=self.opened_timestamp,
             isn=[a.half.isn, b.half.isn],
             low=[a.half.low, b.half.low],
             tunnels=self.tunnels(),

@@ -3,7 +3,8 @@
 
 Per direction (:class:`~pcapflows.reassembly.half.HalfStream`): :class:`Data`,
 :class:`Gap`, :class:`Conflict`, :class:`GapRetracted`; per connection
-(:class:`~pcapflows.reassembly.assembler.Assembler`): :class:`Closed`.
+(:class:`~pcapflows.reassembly.assembler.Assembler`): :class:`Closed`, and
+:class:`Opened` when the assembler is asked to announce new connections.
 """
 
 from __future__ import annotations
@@ -92,6 +93,27 @@ Event = Data | Gap | Conflict | GapRetracted
 
 
 @dataclass(slots=True)
+class Opened:
+    """Connection ``conn`` began with the packet just fed (``frame``, at ``timestamp``).
+
+    Only an :class:`~pcapflows.reassembly.assembler.Assembler` made with
+    ``announce=True`` sends it, before any other event of the connection: a consumer
+    that reports connections as they start (mitmproxy's ``tcp_start``) needs it, one
+    that waits for :class:`Closed` does not. ``client`` is the side (0: the sender of
+    this first packet) taken for the client from that packet alone; the summary at the
+    end has the final word (it differs only when later packets show the roles the
+    other way round, such as a SYN-ACK arriving after a mid-stream start).
+    """
+
+    conn: int
+    stream: int
+    endpoints: tuple[tuple[str, int], tuple[str, int]]
+    client: int
+    timestamp: float
+    frame: int
+
+
+@dataclass(slots=True)
 class Closed:
     """Connection ``conn`` is finished; no further events will name it."""
 
@@ -99,4 +121,4 @@ class Closed:
     summary: ConnectionSummary
 
 
-AssemblerEvent = Data | Gap | Conflict | GapRetracted | Closed
+AssemblerEvent = Data | Gap | Conflict | GapRetracted | Opened | Closed

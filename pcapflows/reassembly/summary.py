@@ -41,6 +41,10 @@ class ConnectionSummary:
     open_at_end: bool
     rst_from: int | None
     rst_timestamp: float | None
+    #: The capture time of the packet that opened the connection (``first_timestamp``
+    #: is the earliest of all, which a packet captured late can lower): with
+    #: ``first_frame``, what the flow's ids are derived from, known from the start.
+    opened_timestamp: float
     isn: list[int | None] = field(default_factory=lambda: [None, None])
     #: Lowest stream offset per direction (negative when a mid-stream connection grew
     #: downwards); reported offsets are shifted so that the stream starts at 0.
