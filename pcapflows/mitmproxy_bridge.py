@@ -19,13 +19,16 @@ import copy
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast
 
+from pcapflows.api import EventReader, events
 from pcapflows.errors import MITMPROXY_HINT, AddonError, MitmproxyMissing
+from pcapflows.io.source import Source
 from pcapflows.limits import DEFAULT_LIMITS, Limits
 from pcapflows.model.flow import FLOW_FORMAT_VERSION, Flow
+from pcapflows.model.live import FlowEvent
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.stats import ReadStats
 
@@ -92,19 +95,6 @@ def to_mitmproxy(flow: TCPFlow) -> mitmproxy.tcp.TCPFlow:
     for ours, theirs in zip(flow.messages, m.messages, strict=True):
         theirs.timestamp = ours.timestamp  # 0.0 survives (see _m_message)
     return m
-
-
-class FlowEventLike(Protocol):
-    """What :func:`replay` needs of an event: ``pcapflows.events()`` yields these."""
-
-    @property
-    def kind(self) -> str: ...  # "start", "message", "end" or "error"
-
-    @property
-    def flow(self) -> TCPFlow: ...
-
-    @property
-    def message(self) -> TCPMessage | None: ...
 
 
 @dataclass
@@ -175,7 +165,7 @@ class _Scripts:
         self.addons: list[Any] = []
 
 
-def _is_capture(source: object) -> bool:
+def _is_capture(source: object) -> TypeGuard[Source]:
     """Whether ``source`` names or holds a capture (rather than being events)."""
     return isinstance(source, (str, bytes, bytearray, memoryview, os.PathLike)) or hasattr(
         source, "read"
@@ -183,7 +173,7 @@ def _is_capture(source: object) -> bool:
 
 
 def replay(
-    source: Any,
+    source: Source | EventReader | Iterable[FlowEvent],
     addons: Sequence[object] = (),
     *,
     scripts: Sequence[str | os.PathLike[str]] = (),
@@ -231,10 +221,13 @@ def replay(
     called from a running one.
     """
     require_mitmproxy()
+    paths = [os.fspath(p) for p in scripts]
+    for p in paths:
+        if paths.count(p) > 1:
+            raise AddonError(f"Duplicate script: {p}")
+    stream: Iterable[FlowEvent]
     if _is_capture(source):
-        from pcapflows.events import events
-
-        source = events(
+        stream = events(
             source,
             limits=limits,
             key_tunnels=key_tunnels,
@@ -242,13 +235,15 @@ def replay(
             max_message=max_message,
             warn=warn,
         )
-    stats = getattr(source, "stats", None)
+    else:
+        stream = cast(Iterable[FlowEvent], source)
+    stats = getattr(stream, "stats", None)
     result = ReplayResult(stats if isinstance(stats, ReadStats) else ReadStats())
-    paths = [os.fspath(p) for p in scripts]
-    for p in paths:
-        if paths.count(p) > 1:
-            raise AddonError(f"Duplicate script: {p}")
-    asyncio.run(_replay(iter(source), list(addons), paths, keep_messages, log, result))
+    try:
+        asyncio.run(_replay(iter(stream), list(addons), paths, keep_messages, log, result))
+    finally:
+        if stream is not source:  # the reader made here (a caller's stays theirs)
+            cast(EventReader, stream).close()
     return result
 
 
@@ -270,7 +265,7 @@ def _log_setup(log: IO[str] | None) -> tuple[list[logging.Handler], int | None]:
 
 
 async def _replay(
-    events: Iterator[FlowEventLike],
+    events: Iterator[FlowEvent],
     addons: list[object],
     scripts: list[str],
     keep_messages: bool,
@@ -342,7 +337,7 @@ def _one_line(record: logging.LogRecord) -> str:
 
 async def _run_events(
     m: Master,
-    events: Iterator[FlowEventLike],
+    events: Iterator[FlowEvent],
     keep_messages: bool,
     result: ReplayResult,
 ) -> None:
