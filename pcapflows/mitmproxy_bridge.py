@@ -15,7 +15,6 @@ the source of the events differs: packets from a file instead of sockets.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import sys
@@ -346,30 +345,24 @@ async def _run_events(
     from mitmproxy.proxy.layers.tcp import TcpEndHook, TcpErrorHook, TcpMessageHook, TcpStartHook
 
     handle = m.addons.handle_lifecycle
-    # id(pcapflows flow) -> (that flow, its mitmproxy flow, its connections' states at
-    # start). Keying by the object (the same one for all events of a connection) and
-    # holding it keeps the key unique while the connection is open.
-    open_flows: dict[int, tuple[TCPFlow, tcp.TCPFlow, dict[str, Any], dict[str, Any]]] = {}
+    # id(pcapflows flow) -> (that flow, its mitmproxy flow, our state at its start).
+    # Keying by the object (the same one for all events of a connection) and holding
+    # it keeps the key unique while the connection is open.
+    open_flows: dict[int, tuple[TCPFlow, tcp.TCPFlow, dict[str, Any]]] = {}
 
     for event in events:
         key = id(event.flow)
         if event.kind == "start":
             ours = event.flow
             state = Flow.get_state(ours)  # the base's state: without messages
-            state["messages"] = []
-            theirs = tcp.TCPFlow.from_state(_migrated(state))
+            theirs = tcp.TCPFlow.from_state(_migrated({**state, "messages": []}))
             assert isinstance(theirs, tcp.TCPFlow)
-            open_flows[key] = (
-                ours,
-                theirs,
-                ours.client_conn.get_state(),
-                ours.server_conn.get_state(),
-            )
+            open_flows[key] = (ours, theirs, Flow.get_state(ours))  # from_state consumed one
             result.flows += 1
             await handle(TcpStartHook(theirs))
             continue
         try:
-            ours, theirs, client, server = open_flows[key]
+            ours, theirs, at_start = open_flows[key]
         except KeyError:
             raise ValueError(f"{event.kind!r} event for a flow that never started") from None
         if event.kind == "message":
@@ -381,43 +374,39 @@ async def _run_events(
             await handle(TcpMessageHook(theirs))
         elif event.kind in ("end", "error"):
             del open_flows[key]
-            _finish(ours, theirs, client, server)
+            _finish(ours, theirs, at_start)
             await handle(TcpErrorHook(theirs) if theirs.error else TcpEndHook(theirs))
         else:
             raise ValueError(f"unknown event kind {event.kind!r}")
     # An iterable that stopped before its flows ended (never pcapflows.events()):
     # the flows still get their one last hook, as a proxy that shuts down ends them.
-    for ours, theirs, client, server in list(open_flows.values()):
-        _finish(ours, theirs, client, server)
+    for ours, theirs, at_start in list(open_flows.values()):
+        _finish(ours, theirs, at_start)
         await handle(TcpErrorHook(theirs) if theirs.error else TcpEndHook(theirs))
     open_flows.clear()
 
 
-def _finish(
-    ours: TCPFlow,
-    theirs: mitmproxy.tcp.TCPFlow,
-    client: dict[str, Any],
-    server: dict[str, Any],
-) -> None:
-    """Bring into the mitmproxy flow what the capture decided since its start: the
-    connections' changed fields (end times), the error, pcapflows' metadata.
+def _finish(ours: TCPFlow, theirs: mitmproxy.tcp.TCPFlow, at_start: dict[str, Any]) -> None:
+    """Bring into the mitmproxy flow what the capture decided since the flow started:
+    the fields of our flow and its connections that changed (end times, the error,
+    what the whole connection showed), and pcapflows' metadata.
 
     Only those: whatever an addon set on the flow in earlier hooks stays.
-    ``client``/``server`` are our connections' states when the flow started.
+    ``at_start`` is our flow's state (without messages) when it started.
     """
     from mitmproxy import flow as m_flow
 
-    for conn, mine, at_start in (
-        (theirs.client_conn, ours.client_conn, client),
-        (theirs.server_conn, ours.server_conn, server),
-    ):
-        changed = {k: v for k, v in mine.get_state().items() if at_start.get(k) != v}
+    now = Flow.get_state(ours)
+    for name, conn in (("client_conn", theirs.client_conn), ("server_conn", theirs.server_conn)):
+        was = at_start[name]
+        changed = {k: v for k, v in now[name].items() if was.get(k) != v}
         if changed:
             state = conn.get_state()
             state.update({k: v for k, v in changed.items() if k in state})
             conn.set_state(state)
     if ours.error is not None:
         theirs.error = m_flow.Error(ours.error.msg, ours.error.timestamp)
-    for key, value in ours.metadata.items():
-        theirs.metadata[key] = copy.deepcopy(value)
-    theirs.id = ours.id
+    theirs.metadata.update(now["metadata"])  # a copy already
+    for name in ("id", "timestamp_created", "marked", "comment", "is_replay"):
+        if now[name] != at_start[name]:
+            setattr(theirs, name, now[name])
