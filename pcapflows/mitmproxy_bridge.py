@@ -271,37 +271,18 @@ async def _replay(
     log: IO[str] | None,
     result: ReplayResult,
 ) -> None:
-    from mitmproxy import addonmanager, hooks, master, options
-    from mitmproxy.addons import script, termlog
+    from mitmproxy import master, options
+    from mitmproxy.addons import termlog
 
     root = logging.getLogger()
     watch = _ErrorWatch()
     extra, level = _log_setup(log)
     root.addHandler(watch)
-    term = None
     m = master.Master(options.Options(), event_loop=asyncio.get_running_loop())
+    # mitmdump's terminal log, on the caller's stream.
+    term = termlog.TermLog(out=log) if log is not None else None
     try:
-        if log is not None:
-            term = termlog.TermLog(out=log)
-            m.addons.add(term)
-        started: list[object] = [term] if term is not None else []
-        for a in addons:
-            m.addons.add(a)
-            started.append(a)
-        configure = hooks.ConfigureHook(set(m.options.keys()))
-        for a in started:
-            with addonmanager.safecall():
-                m.addons.invoke_addon_sync(a, configure)
-        if scripts:
-            holder = _Scripts()
-            m.addons.add(holder)
-            for path in scripts:
-                try:
-                    # Loads the script and runs its load and configure hooks; an error
-                    # in the script is logged by mitmproxy (with the script's traceback).
-                    holder.addons.append(script.Script(path, False))
-                except Exception as exc:  # mitmproxy's OptionsError: "No such script"
-                    raise AddonError(str(exc)) from None
+        _start(m, [term] if term is not None else [], addons, scripts)
         if watch.count:
             details = tuple(watch.format(r) for r in watch.records)
             raise AddonError(_one_line(watch.records[0]), details)
@@ -323,6 +304,34 @@ async def _replay(
             root.setLevel(level)
     result.errors_logged = watch.count
     result.errors = [watch.format(r) for r in watch.records]
+
+
+def _start(m: Master, own: list[object], addons: list[object], scripts: list[str]) -> None:
+    """Load and configure ``own`` addons (the terminal log) and the caller's, then the
+    scripts, as mitmproxy starts its own.
+
+    mitmproxy's refusals (a missing script, two addons of one name, a bad option)
+    become :class:`~pcapflows.errors.AddonError`; an error inside a script is logged by
+    mitmproxy, with the script's traceback, and seen by the caller's error watch.
+    """
+    from mitmproxy import addonmanager, exceptions, hooks
+    from mitmproxy.addons import script
+
+    try:
+        for a in own + addons:
+            m.addons.add(a)
+        configure = hooks.ConfigureHook(set(m.options.keys()))
+        for a in own + addons:
+            with addonmanager.safecall():
+                m.addons.invoke_addon_sync(a, configure)
+        if scripts:
+            holder = _Scripts()
+            m.addons.add(holder)
+            for path in scripts:
+                # Loads the script and runs its load and configure hooks.
+                holder.addons.append(script.Script(path, False))
+    except (exceptions.OptionsError, exceptions.AddonManagerError) as exc:
+        raise AddonError(str(exc)) from None
 
 
 def _one_line(record: logging.LogRecord) -> str:

@@ -565,3 +565,51 @@ def test_example_addon_via_cli_and_replay(name: str) -> None:
     log = io.StringIO()
     pcapflows.replay(path, scripts=[EXAMPLE], log=log)
     check_example_log(log.getvalue(), path)
+
+
+def test_refusals_become_addon_errors_and_logging_is_left_as_found(tmp_path: Path) -> None:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    class Same:
+        name = "same"
+
+    with pytest.raises(AddonError, match="An addon called 'same' already exists"):
+        pcapflows.replay(CAPTURES / "demo.pcapng", [Same(), Same()], log=io.StringIO())
+
+    class Failing:
+        def load(self, loader: object) -> None:
+            raise KeyError("their own bug")
+
+    with pytest.raises(KeyError, match="their own bug"):  # a bug of theirs stays theirs
+        pcapflows.replay(CAPTURES / "demo.pcapng", [Failing()], log=io.StringIO())
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN)
+    with pytest.raises(AddonError):
+        pcapflows.replay(CAPTURES / "demo.pcapng", scripts=[script])
+    pcapflows.replay(CAPTURES / "demo.pcapng", scripts=[EXAMPLE], log=io.StringIO())
+    assert (list(root.handlers), root.level) == (handlers, level)
+
+
+def test_without_log_errors_still_reach_stderr_when_nothing_is_configured(
+    tmp_path: Path,
+) -> None:
+    # mitmproxy's Master puts a handler on the root logger, which would silence
+    # Python's last-resort output: an application that configured no logging must
+    # still see an addon's errors (and no info lines).
+    script = tmp_path / "raising.py"
+    script.write_text(RAISING)
+    code = (
+        "import pcapflows\n"
+        f"r = pcapflows.replay({str(CAPTURES / 'demo.pcapng')!r}, scripts=[{str(script)!r}])\n"
+        "print(r.errors_logged)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done ran\n4\n"
+    assert done.stderr.count("Addon error: boom") == 4
+    assert "Loading script" not in done.stderr
