@@ -62,6 +62,9 @@ sys.path.insert(0, str(HERE))
 import gencap  # noqa: E402  (beside this file, not a package)
 
 TOOLS = ("read", "cli", "tcpflow", "dpkt")
+#: Measured only when named with --tools: events() with messages not kept (every
+#: message event touched), checked against the truth's totals.
+EXTRA_TOOLS = ("events",)
 GNU_TIME = "/usr/bin/time"
 
 
@@ -125,6 +128,29 @@ def child_read(capture: str, summary: str) -> int:
         "implausible": sum(stats.implausible.values()),
     }
     print(json.dumps(result))
+    return 0
+
+
+def child_events(capture: str) -> int:
+    """Iterate events(keep_messages=False), touching every message; print the totals."""
+    import pcapflows
+
+    flows = 0
+    delivered = 0
+    events = 0
+    reader = pcapflows.events(capture, keep_messages=False)
+    for event in reader:
+        events += 1
+        if event.message is not None:
+            delivered += len(event.message.content)
+        elif event.kind == "end" or event.kind == "error":
+            flows += 1
+    stats = reader.stats
+    print(
+        json.dumps(
+            {"flows": flows, "events": events, "delivered": delivered, "packets": stats.packets}
+        )
+    )
     return 0
 
 
@@ -305,6 +331,8 @@ def tool_argv(
         return [py, "-m", "pcapflows", str(capture)], subprocess.DEVNULL
     if tool == "tcpflow":
         return [tcpflow, "-r", str(capture), "-o", str(scratch / "tcpflow")], subprocess.DEVNULL
+    if tool == "events":
+        return [py, me, "--child", "events", str(capture)], None
     return [py, me, "--child", "dpkt", str(capture)], None
 
 
@@ -338,8 +366,17 @@ def measure(
             raise Failure(
                 f"{tool} on {capture.name} exited {m['rc']}: {shlex.join(argv)}\n{m['stderr']}"
             )
-        if tool in ("read", "dpkt"):
+        if tool in ("read", "dpkt", "events"):
             m["result"] = json.loads(m["stdout"].strip().splitlines()[-1])
+        if tool == "events":
+            t = load_truth(capture)
+            got = (m["result"]["flows"], m["result"]["delivered"], m["result"]["packets"])
+            want = (len(t["connections"]), t["payload_bytes"], t["packets"])
+            del t
+            if got != want:
+                raise Failure(
+                    f"events() on {capture.name}: (flows, bytes, packets) {got}, truth {want}"
+                )
         if tool == "read":
             m["wall"] -= m["result"]["check_seconds"]
             t = load_truth(capture)
@@ -412,6 +449,7 @@ LABELS = {
     "cli": "`python -m pcapflows` listing",
     "tcpflow": "`tcpflow -r FILE -o DIR`",
     "dpkt": "bare dpkt decode loop",
+    "events": "pcapflows `events(keep_messages=False)`",
 }
 
 
@@ -539,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="captures a tenth the size")
     ap.add_argument(
-        "--tools", default=",".join(TOOLS), help="comma-separated subset of " + ", ".join(TOOLS)
+        "--tools",
+        default=",".join(TOOLS),
+        help="comma-separated subset of " + ", ".join(TOOLS + EXTRA_TOOLS),
     )
     ap.add_argument(
         "--workdir",
@@ -558,10 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         kind, *rest = args.child
-        return child_read(*rest) if kind == "read" else child_dpkt(*rest)
+        children = {"read": child_read, "events": child_events, "dpkt": child_dpkt}
+        return children[kind](*rest)
 
     tools = [t for t in args.tools.split(",") if t]
-    unknown = set(tools) - set(TOOLS)
+    unknown = set(tools) - set(TOOLS) - set(EXTRA_TOOLS)
     if unknown:
         ap.error(f"unknown tools: {', '.join(sorted(unknown))}")
     names = [n for n in args.preset.split(",") if n]

@@ -281,6 +281,7 @@ def _flow_events(
 ) -> Iterator[FlowEvent]:
     """The pipeline of :func:`events`: as :func:`_flows`, with the live builder."""
     add = live.add
+    deliver = live.deliver
     feed = assembler.feed
     out: list[FlowEvent] = []
     latest: float | None = None
@@ -293,12 +294,16 @@ def _flow_events(
             if events:
                 add(events, ts, out)
                 if out:
-                    yield from out
+                    for fe in out:
+                        deliver(fe)
+                        yield fe
                     out.clear()
     if at_end is not None:
         at_end()
     add(assembler.close_all(), 0.0 if latest is None else latest, out)
-    yield from out
+    for fe in out:
+        deliver(fe)
+        yield fe
 
 
 def read(

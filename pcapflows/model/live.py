@@ -20,9 +20,10 @@ its first byte.
 Where the two can differ (named here so that a comparison can name it too): ``read()``
 places a run by when its bytes were captured, while events can only report bytes once
 reassembly delivers them. Bytes captured above a hole that is given up on later (by an
-acknowledgment, a limit or the close), and bytes of a reported gap that turn up after
-all, reach the events later than their capture, so the interleaving of the two
-directions, and for late bytes the message boundaries, can differ from ``read()``'s.
+acknowledgment, a limit or the close), bytes of a reported gap that turn up after all,
+and bytes below the first ones seen of a connection picked up mid-stream reach the
+events later than their capture, so the interleaving of the two directions, and for
+such bytes the message boundaries, can differ from ``read()``'s.
 The flows' endpoints, metadata and errors never differ: they come from the same
 builder.
 """
@@ -83,7 +84,8 @@ class LiveFlows:
     with ``announce=True`` into :class:`FlowEvent` objects.
 
     Feed each packet's assembler events with :meth:`add`, giving the capture time of
-    the packet that caused them. ``keep_messages=False`` keeps only the newest message
+    the packet that caused them, and pass each flow event to :meth:`deliver` as it is
+    handed on. ``keep_messages=False`` keeps only the newest message
     on each flow; ``max_message`` (bytes) ends a run that reaches it. Events of a
     connection that started before the builder saw it (no
     :class:`~pcapflows.reassembly.events.Opened`) are ignored.
@@ -98,6 +100,20 @@ class LiveFlows:
         #: The whole-flow builder, without payload, makes each flow's final state:
         #: the same code as read()'s, so endpoints, metadata and errors cannot differ.
         self._final = FlowBuilder(messages=False)
+
+    def deliver(self, event: FlowEvent) -> None:
+        """Grow the event's flow by its message, as the event is handed to the caller.
+
+        Done at hand-over rather than in :meth:`add`, because one packet can complete
+        several messages of one flow: each consumer must find its event's message as
+        ``flow.messages[-1]``, as a live proxy's hook does.
+        """
+        message = event.message
+        if message is not None:
+            if self.keep_messages:
+                event.flow.messages.append(message)
+            else:
+                event.flow.messages = [message]
 
     def add(self, events: list[AssemblerEvent], now: float, out: list[FlowEvent]) -> None:
         """Take the assembler events one packet caused; append the flow events to ``out``."""
@@ -160,10 +176,6 @@ class LiveFlows:
         content = parts[0] if len(parts) == 1 else b"".join(parts)
         message = TCPMessage(st.direction == st.client, content, st.start)
         flow = st.flow
-        if self.keep_messages:
-            flow.messages.append(message)
-        else:
-            flow.messages = [message]
         st.parts = []
         st.size = 0
         st.direction = -1
@@ -175,8 +187,9 @@ class LiveFlows:
         flow = st.flow
         if final.client_conn.peername != flow.client_conn.peername:
             # Later packets showed the roles the other way round than the first packet
-            # did (see Opened): the messages already handed over change sides too.
-            for m in flow.messages:
+            # did (see Opened): the messages handed over or about to be change sides.
+            pending = [e.message for e in out if e.flow is flow and e.message is not None]
+            for m in [*flow.messages, *pending]:
                 m.from_client = not m.from_client
         flow.client_conn.set_state(final.client_conn.get_state())
         flow.server_conn.set_state(final.server_conn.get_state())
