@@ -19,9 +19,19 @@ from __future__ import annotations
 from pcapflows import _accel
 from pcapflows.api import EventReader, FlowReader, events, read, reassemble
 from pcapflows.decode.segment import Segment
-from pcapflows.errors import CaptureError, FlowFileError, PcapflowsError, PcapflowsWarning
+from pcapflows.errors import (
+    AddonError,
+    CaptureError,
+    FlowFileError,
+    MitmproxyMissing,
+    PcapflowsError,
+    PcapflowsWarning,
+)
 from pcapflows.limits import Limits
 from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, write_mitm
+
+# mitmproxy itself is imported only when one of these is called (an optional extra).
+from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
@@ -37,6 +47,7 @@ __version__ = "0.1.0"
 __compiled__: bool = _accel.compiled_in_use()
 
 __all__ = [
+    "AddonError",
     "Assembler",
     "CaptureError",
     "Client",
@@ -57,10 +68,12 @@ __all__ = [
     "Limits",
     "MitmReader",
     "MitmWriter",
+    "MitmproxyMissing",
     "Opened",
     "PcapflowsError",
     "PcapflowsWarning",
     "ReadStats",
+    "ReplayResult",
     "Segment",
     "Server",
     "TCPFlow",
@@ -71,5 +84,7 @@ __all__ = [
     "read",
     "read_mitm",
     "reassemble",
+    "replay",
+    "to_mitmproxy",
     "write_mitm",
 ]

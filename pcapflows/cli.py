@@ -4,14 +4,21 @@
 ``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream;
 ``pcapflows CAPTURE -w OUT`` also writes every flow to a mitmproxy flow file as the
 capture finishes it (``-w -``: to standard output instead of the listing, for
-``pcapflows CAPTURE -w - | mitmdump -nr -``), and says on standard error how many.
+``pcapflows CAPTURE -w - | mitmdump -nr -``), and says on standard error how many;
+``pcapflows CAPTURE -s addon.py`` runs mitmproxy addon scripts over the capture instead
+of listing it (mitmproxy's log, the addons' ``logging`` included, goes to standard
+error; standard output is the addons' own).
 
 Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line
-(``--write`` with ``--follow`` too); 3 the flow asked for with ``--follow`` is not in the
-capture; 4 the output could not be written (a full disk, a ``--write`` file that cannot
-be created: one line on standard error); 141 the reader of the output went
-away (``pcapflows CAPTURE | head``: quiet, as a shell reports a command that a closed
-pipe stopped). Errors are one line on standard error, never a traceback.
+(``--write`` or ``-s`` with ``--follow``, ``-s`` with ``--write``, ``-s`` without
+mitmproxy installed: one line says what to install); 3 the flow asked for with
+``--follow`` is not in the capture; 4 the output could not be written (a full disk, a
+``--write`` file that cannot be created: one line on standard error); 5 a ``-s`` script
+could not be loaded (mitmproxy's error and traceback are printed before); 141 the reader
+of the output went away (``pcapflows CAPTURE | head``: quiet, as a shell reports a
+command that a closed pipe stopped). Errors are one line on standard error, never a
+traceback, except an addon's own error, which mitmproxy prints with the addon's
+traceback.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 EXIT_NO_SUCH_FLOW = 3
 EXIT_OUTPUT = 4
+EXIT_ADDON = 5
 #: 128 + SIGPIPE (13): what a shell reports for a command stopped by a closed pipe, as
 #: ``seq 1000000 | head`` stops; written out because Windows has no SIGPIPE.
 EXIT_BROKEN_PIPE = 141
@@ -47,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Reassemble the TCP conversations of a pcap or pcapng capture.",
         epilog=(
             "exit codes: 0 ok, 1 input is not a readable capture, 2 bad command line, "
-            "3 no such flow, 4 output could not be written, 141 output pipe closed"
+            "3 no such flow, 4 output could not be written, 5 a -s script could not be loaded, "
+            "141 output pipe closed"
         ),
     )
     p.add_argument("capture", help="pcap or pcapng file (gzip allowed), or - for stdin")
@@ -64,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="also write the flows to a mitmproxy flow file (- for standard output, "
         "instead of the listing); open it with mitmproxy -r OUT",
+    )
+    p.add_argument(
+        "-s",
+        dest="scripts",
+        metavar="SCRIPT",
+        action="append",
+        help="run this mitmproxy addon script over the capture (repeatable) instead of "
+        "listing it; needs pip install 'pcapflows[mitmproxy]'",
     )
     p.add_argument("--stats", action="store_true", help="print what was read and skipped to stderr")
     limits = p.add_argument_group("limits (defaults as in the library; see the README)")
@@ -231,6 +248,12 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.write is not None and args.follow is not None:
         print("pcapflows: error: --write and --follow cannot be combined", file=sys.stderr)
         return EXIT_USAGE
+    if args.scripts:
+        if args.follow is not None:
+            parser.error("-s and --follow cannot be combined")
+        if args.write is not None:
+            parser.error("-s and --write cannot be combined (write the flows in an addon)")
+        return _run_scripts(args, limits)
     try:
         # Finishing order: the listing re-orders one line per flow (never the flows
         # and their payload), and --follow stops as soon as its flow is complete.
@@ -276,3 +299,52 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.stats:
         _print_stats(reader.stats)
     return code
+
+
+def _run_scripts(args: argparse.Namespace, limits: Limits) -> int:
+    """``-s``: the scripts run over the capture with mitmproxy's machinery
+    (:func:`pcapflows.replay`), as ``mitmdump -s`` would run them on live traffic.
+
+    mitmproxy's log goes to standard error, as one stream with ours; an exception in
+    a hook is logged there and the replay goes on (exit 0, as mitmdump), with a
+    one-line count at the end.
+    """
+    from pcapflows.errors import AddonError, MitmproxyMissing
+    from pcapflows.mitmproxy_bridge import replay, require_mitmproxy
+
+    try:
+        require_mitmproxy()
+    except MitmproxyMissing as exc:
+        print(f"pcapflows: error: -s: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = replay(
+                args.capture,
+                scripts=args.scripts,
+                limits=limits,
+                key_tunnels=args.key_tunnels,
+                warn=False,
+                log=sys.stderr,
+            )
+    except CaptureError as exc:
+        print(f"pcapflows: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AddonError as exc:
+        print(f"pcapflows: error: {exc}", file=sys.stderr)
+        return EXIT_ADDON
+    if result.errors_logged:
+        print(
+            f"pcapflows: warning: {result.errors_logged} error(s) logged while the addons ran",
+            file=sys.stderr,
+        )
+    if result.stats.anomalies:
+        total = sum(result.stats.anomalies.values())
+        print(
+            f"pcapflows: warning: {total} damaged record(s) skipped (--stats for details)",
+            file=sys.stderr,
+        )
+    if args.stats:
+        _print_stats(result.stats)
+    return EXIT_OK

@@ -31,3 +31,30 @@ class FlowFileError(PcapflowsError):
     The message is one line: the file, what was wrong and, for damage inside the file,
     which flow and at which byte offset, so that a command line can print it as it is.
     """
+
+
+#: The one line that says how to get the optional mitmproxy integration.
+MITMPROXY_HINT = "pip install 'pcapflows[mitmproxy]'"
+
+
+class MitmproxyMissing(PcapflowsError, ImportError):
+    """mitmproxy (11.x) is needed for this and is not installed, or is too old.
+
+    Only :func:`pcapflows.to_mitmproxy`, :func:`pcapflows.replay` and ``pcapflows -s``
+    need it; everything else works without. An :class:`ImportError`, so code that
+    already guards optional imports catches it; the message says what to install.
+    """
+
+
+class AddonError(PcapflowsError):
+    """An addon or script could not be started: no flow was replayed.
+
+    Raised by :func:`pcapflows.replay` when loading or configuring an addon logged an
+    error (a script with a syntax error, one that fails on import, a duplicate or a
+    missing script file). mitmproxy has already logged the error with its traceback,
+    as mitmdump would; ``details`` keeps those formatted records.
+    """
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
