@@ -14,6 +14,8 @@ See :func:`read` for the options and the README for the reassembly rules.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # First: importing _accel decides, before any module a compiled build replaces is
 # imported, whether this process runs the compiled build (see _accel).
 from pcapflows import _accel
@@ -29,9 +31,6 @@ from pcapflows.errors import (
 )
 from pcapflows.limits import Limits
 from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, write_mitm
-
-# mitmproxy itself is imported only when one of these is called (an optional extra).
-from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
@@ -40,6 +39,22 @@ from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.reassembly.assembler import Assembler
 from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted, Opened
 from pcapflows.stats import ReadStats
+
+if TYPE_CHECKING:
+    from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
+
+#: Names of the mitmproxy bridge, imported on first use: the bridge pulls in asyncio
+#: (about 25 ms), and mitmproxy itself only when one of them is called.
+_BRIDGE = frozenset({"ReplayResult", "replay", "to_mitmproxy"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BRIDGE:
+        from pcapflows import mitmproxy_bridge
+
+        return getattr(mitmproxy_bridge, name)
+    raise AttributeError(f"module 'pcapflows' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 #: Whether the reassembly core runs compiled (mypyc) in this process: worth quoting in
