@@ -406,11 +406,13 @@ def _finish(ours: TCPFlow, theirs: mitmproxy.tcp.TCPFlow, at_start: dict[str, An
     from mitmproxy import flow as m_flow
 
     now = Flow.get_state(ours)
-    if now["client_conn"]["peername"] != at_start["client_conn"]["peername"]:
+    if now["client_conn"]["peername"] != at_start["client_conn"]["peername"] and len(
+        theirs.messages
+    ) == len(ours.messages):
         # The roles turned round at the end (see pcapflows.model.live): the messages
-        # already given to the addons change sides, as ours did.
-        for m in theirs.messages:
-            m.from_client = not m.from_client
+        # already given to the addons take the sides ours now have.
+        for mine, m in zip(ours.messages, theirs.messages, strict=True):
+            m.from_client = mine.from_client
     for name, conn in (("client_conn", theirs.client_conn), ("server_conn", theirs.server_conn)):
         was = at_start[name]
         changed = {k: v for k, v in now[name].items() if was.get(k) != v}

@@ -613,3 +613,49 @@ def test_without_log_errors_still_reach_stderr_when_nothing_is_configured(
     assert done.stdout == "done ran\n4\n"
     assert done.stderr.count("Addon error: boom") == 4
     assert "Loading script" not in done.stderr
+
+
+def test_roles_turned_round_at_the_end_reach_the_addon() -> None:
+    """events() turns a flow's roles round at its end when later packets showed them
+    the other way (pcapflows.model.live); the mitmproxy flow an addon holds follows."""
+    from pcapflows.model.live import FlowEvent, LiveFlows
+    from pcapflows.reassembly.events import Closed, Data, Opened
+    from pcapflows.reassembly.summary import ConnectionSummary
+
+    a, b = ("10.0.0.1", 80), ("10.0.0.2", 40000)
+    summary = ConnectionSummary(
+        conn=0, stream=0, endpoints=(a, b), client=1, handshake_seen=False,
+        first_timestamp=1.0, last_timestamp=2.0, setup_timestamp=None, first_frame=1,
+        last_frame=2, packets=[1, 1], bytes=[6, 6], history="^dD", closed_by="end",
+        open_at_end=True, rst_from=None, rst_timestamp=None, opened_timestamp=1.0,
+    )  # fmt: skip
+    steps = [
+        ([Opened(0, 0, (a, b), 0, 1.0, 1)], 1.0),
+        ([Data(0, 0, 0, b"from a", 1.0, 1)], 1.0),
+        ([Data(0, 1, 0, b"from b", 2.0, 2)], 2.0),
+        ([Closed(0, summary)], 3.0),
+    ]
+    live = LiveFlows()
+
+    def handed_over() -> Any:
+        """As events() hands them over: each packet's events before the next packet."""
+        for assembler_events, now in steps:
+            out: list[FlowEvent] = []
+            live.add(assembler_events, now, out)  # type: ignore[arg-type]
+            for e in out:
+                live.deliver(e)
+                yield e
+
+    seen: dict[str, Any] = {}
+
+    class AtEnd:
+        def tcp_start(self, flow: Any) -> None:
+            seen["start"] = flow.client_conn.peername
+
+        def tcp_end(self, flow: Any) -> None:
+            seen["end"] = flow.client_conn.peername
+            seen["messages"] = [(m.from_client, m.content) for m in flow.messages]
+
+    pcapflows.replay(handed_over(), [AtEnd()])
+    assert seen["start"] == a and seen["end"] == b
+    assert seen["messages"] == [(False, b"from a"), (True, b"from b")]
