@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
 from typing import Literal, TypeVar
 
+from pcapflows.closing import Closing
 from pcapflows.decode.decoder import Decoder
 from pcapflows.decode.segment import Segment
 from pcapflows.errors import PcapflowsWarning
@@ -108,7 +108,7 @@ def _flows(
             yield flow
 
 
-class _Reader(Iterator[T]):
+class _Reader(Closing, Iterator[T]):
     """What :class:`FlowReader` and :class:`EventReader` share: the capture, its
     :class:`ReadStats`, the damage warning at the end, and closing."""
 
@@ -181,17 +181,6 @@ class _Reader(Iterator[T]):
         self._capture.close()
         self._it = iter(())  # drop the open connections and their buffers now
 
-    def __enter__(self) -> _Reader[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class FlowReader(_Reader[TCPFlow]):
     """An iterator of the flows of one capture, with its :class:`ReadStats`.
@@ -234,9 +223,6 @@ class FlowReader(_Reader[TCPFlow]):
         self.stats.flows += 1
         self._count()
 
-    def __enter__(self) -> FlowReader:
-        return self
-
 
 class EventReader(_Reader[FlowEvent]):
     """An iterator of the :class:`~pcapflows.model.live.FlowEvent` objects of one
@@ -268,9 +254,6 @@ class EventReader(_Reader[FlowEvent]):
         if item.kind == "end" or item.kind == "error":
             self.stats.flows += 1
             self._count()
-
-    def __enter__(self) -> EventReader:
-        return self
 
 
 def _flow_events(

@@ -125,6 +125,18 @@ def _print_stats(stats: ReadStats) -> None:
         print(f"implausible {what} not believed: {n}", file=err)
 
 
+def _report(stats: ReadStats, detail: bool) -> None:
+    """After a run: one warning line if records were damaged, the details with --stats."""
+    if stats.anomalies:
+        total = sum(stats.anomalies.values())
+        print(
+            f"pcapflows: warning: {total} damaged record(s) skipped (--stats for details)",
+            file=sys.stderr,
+        )
+    if detail:
+        _print_stats(stats)
+
+
 def _detach_stdout() -> None:
     """Point standard output at the null device after a write to it failed.
 
@@ -290,14 +302,7 @@ def _run(argv: Sequence[str] | None) -> int:
                     code = EXIT_NO_SUCH_FLOW
     finally:
         reader.close()
-    if reader.stats.anomalies:
-        total = sum(reader.stats.anomalies.values())
-        print(
-            f"pcapflows: warning: {total} damaged record(s) skipped (--stats for details)",
-            file=sys.stderr,
-        )
-    if args.stats:
-        _print_stats(reader.stats)
+    _report(reader.stats, args.stats)
     return code
 
 
@@ -339,12 +344,5 @@ def _run_scripts(args: argparse.Namespace, limits: Limits) -> int:
             f"pcapflows: warning: {result.errors_logged} error(s) logged while the addons ran",
             file=sys.stderr,
         )
-    if result.stats.anomalies:
-        total = sum(result.stats.anomalies.values())
-        print(
-            f"pcapflows: warning: {total} damaged record(s) skipped (--stats for details)",
-            file=sys.stderr,
-        )
-    if args.stats:
-        _print_stats(result.stats)
+    _report(result.stats, args.stats)
     return EXIT_OK

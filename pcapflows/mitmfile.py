@@ -36,10 +36,10 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
 from typing import Any, BinaryIO, Union, cast
 
 from pcapflows import tnetstring
+from pcapflows.closing import Closing
 from pcapflows.errors import FlowFileError
 from pcapflows.model.flow import FLOW_FORMAT_VERSION, Flow
 from pcapflows.model.tcp import TCPFlow
@@ -310,7 +310,7 @@ def checked_state(flow: Flow) -> dict[str, Any]:
 # --- writing -------------------------------------------------------------------------
 
 
-class MitmWriter:
+class MitmWriter(Closing):
     """Writes flows to a mitmproxy flow file one at a time (see :func:`write_mitm`).
 
     For callers that get flows one by one rather than as an iterable (the command
@@ -349,17 +349,6 @@ class MitmWriter:
             self._closed = True
             if self._owned:
                 self._fp.close()
-
-    def __enter__(self) -> MitmWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def write_mitm(flows: Iterable[Flow], file: Target) -> int:
@@ -421,7 +410,7 @@ _MAGIC = (
 )
 
 
-class MitmReader(Iterator[TCPFlow]):
+class MitmReader(Closing, Iterator[TCPFlow]):
     """The TCP flows of a mitmproxy flow file, read one at a time (see :func:`read_mitm`).
 
     ``skipped`` counts the flows of other types by type (``{"http": 3}``) as they are
@@ -550,17 +539,6 @@ class MitmReader(Iterator[TCPFlow]):
             self._closed = True
             if self._owned:
                 self._fp.close()
-
-    def __enter__(self) -> MitmReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_mitm(file: Target) -> MitmReader:

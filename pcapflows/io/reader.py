@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Generator, Iterator
-from types import TracebackType
 from typing import BinaryIO, cast
 
+from pcapflows.closing import Closing
 from pcapflows.errors import CaptureError
 from pcapflows.io.packet import Packet
 from pcapflows.io.pcap import open_pcap
@@ -40,7 +40,7 @@ from pcapflows.stats import ReadStats
 __all__ = ["CaptureReader", "Source"]
 
 
-class CaptureReader:
+class CaptureReader(Closing):
     """Iterate over the packets of one capture, lazily.
 
     ``source`` is a path, a path-like object, a binary file object (read from its
@@ -128,14 +128,3 @@ class CaptureReader:
         if self._owned is not None:
             self._owned.close()
             self._owned = None
-
-    def __enter__(self) -> CaptureReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
