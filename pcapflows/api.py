@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from pcapflows.closing import Closing
 from pcapflows.decode.decoder import Decoder
-from pcapflows.decode.segment import Segment
+from pcapflows.decode.segment import FIN, Segment
 from pcapflows.errors import PcapflowsWarning
 from pcapflows.io.reader import CaptureReader, Source
 from pcapflows.limits import DEFAULT_LIMITS, Limits
@@ -276,11 +276,15 @@ def _flow_events(
             events = feed(seg)
             if events:
                 add(events, ts, out)
-                if out:
-                    for fe in out:
-                        deliver(fe)
-                        yield fe
-                    out.clear()
+            if seg.flags & FIN:
+                done = assembler.finished_direction(seg)
+                if done is not None:
+                    live.finished(done[0], done[1], ts, out)
+            if out:
+                for fe in out:
+                    deliver(fe)
+                    yield fe
+                out.clear()
     if at_end is not None:
         at_end()
     add(assembler.close_all(), 0.0 if latest is None else latest, out)

@@ -51,7 +51,7 @@ def conversations(draw: st.DrawFn) -> Conversation:
     (alternating sides, client first), and a FIN exchange; their packets interleaved at
     random, with strictly increasing capture times. Returns the segments and, per
     connection, its expected messages ``(who, bytes, time of first packet)`` and the
-    ``(who, time)`` of its data packets."""
+    ``(who, time)`` of its data packets (``who + "F"`` for its FINs)."""
     n = draw(st.integers(1, 4))
     scripts: list[list[tuple[str, list[bytes]]]] = []
     for _ in range(n):
@@ -81,6 +81,8 @@ def conversations(draw: st.DrawFn) -> Conversation:
         pos[i] += 1
         t = 1.0 + k * 0.001
         segments.append(talks[i].send(t, who, fl, data))
+        if "F" in fl:
+            data_times[i].append((who + "F", t))
         if data:
             data_times[i].append((who, t))
             msgs = expected[i]
@@ -104,8 +106,7 @@ def test_generated_messages_and_their_order(case: Conversation) -> None:
     times = [e.timestamp for e in events]
     assert times == sorted(times), "events must come in the capture's order"
     # The packet that ends each run: the other side's first data packet of the same
-    # connection; the last run ends with the connection (here: the end of the capture).
-    end = segments[-1].timestamp
+    # connection; the last run ends with its sender's FIN.
     by_flow: dict[str, list[FlowEvent]] = {}
     for e in events:
         by_flow.setdefault(e.flow.id, []).append(e)
@@ -120,8 +121,9 @@ def test_generated_messages_and_their_order(case: Conversation) -> None:
         for k, e in enumerate(evs[1:-1]):
             assert e.message is flow.messages[k]
             who = expected[i][k][0]
-            later = [t for w, t in data_times[i] if w != who and t > expected[i][k][2]]
-            assert e.timestamp == (later[0] if k + 1 < len(expected[i]) else end)
+            ender = Talk.peer(who) if k + 1 < len(expected[i]) else who + "F"
+            later = [t for w, t in data_times[i] if w == ender and t > expected[i][k][2]]
+            assert e.timestamp == later[0]
 
 
 @settings(max_examples=60, deadline=None)

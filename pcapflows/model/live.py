@@ -11,11 +11,11 @@ connections hold, not by what they sent.
 
 A message is what :func:`pcapflows.read` makes one: a maximal run of contiguous bytes
 from one side. A run is complete, and its event sent, at the packet that ends it: the
-first bytes the other side delivers, a gap in its own direction, or the connection's
-close; ``max_message`` also ends a run once it holds that many bytes, which bounds what
-one message can hold (a one-way transfer of 20 GB is a single run). The message's
-``timestamp`` is, as in ``read()``, the capture time of the packet that first carried
-its first byte.
+first bytes the other side delivers, a gap in its own direction, its side's FIN (when
+every byte before it is there), or the connection's close; ``max_message`` also ends a
+run once it holds that many bytes, which bounds what one message can hold (a one-way
+transfer of 20 GB is a single run). The message's ``timestamp`` is, as in ``read()``,
+the capture time of the packet that first carried its first byte.
 
 Where the two can differ (named here so that a comparison can name it too): ``read()``
 places a run by when its bytes were captured, while events can only report bytes once
@@ -143,6 +143,13 @@ class LiveFlows:
                     ):
                         self._flush(st, now, out)  # nothing can join the run any more
                 final(event)
+
+    def finished(self, conn: int, direction: int, now: float, out: list[FlowEvent]) -> None:
+        """Direction ``direction`` of ``conn`` reached its FIN: a run of it is complete
+        (see :meth:`~pcapflows.reassembly.assembler.Assembler.finished_direction`)."""
+        st = self._open.get(conn)
+        if st is not None and st.direction == direction:
+            self._flush(st, now, out)
 
     def _start(self, event: Opened, out: list[FlowEvent]) -> None:
         ci = event.client

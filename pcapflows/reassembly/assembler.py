@@ -167,11 +167,7 @@ class Assembler:
         # before it counts as activity now, one stamped after it (an unconfirmed jump)
         # at its own time.
         clock = now if now is not None and now > ts else ts
-        a = (seg.src, seg.sport)
-        b = (seg.dst, seg.dport)
-        key: _Key = (a, b) if a <= b else (b, a)
-        if self.key_tunnels and seg.tunnel:
-            key = (*key, tunnel_identity(seg.tunnel))
+        key = self._key(seg)
         events: list[AssemblerEvent] = []
         conn = self._table.get(key)
         if conn is not None and (
@@ -188,6 +184,30 @@ class Assembler:
         if self._timers and self._timers[0][0] < clock:
             self._expire_due(events)
         return events
+
+    def _key(self, seg: Segment) -> _Key:
+        """The connection table's key of ``seg``: its 4-tuple in either direction, and
+        its tunnel's identity with ``key_tunnels``."""
+        a = (seg.src, seg.sport)
+        b = (seg.dst, seg.dport)
+        key: _Key = (a, b) if a <= b else (b, a)
+        if self.key_tunnels and seg.tunnel:
+            key = (*key, tunnel_identity(seg.tunnel))
+        return key
+
+    def finished_direction(self, seg: Segment) -> tuple[int, int] | None:
+        """``(conn, direction)`` if the direction ``seg`` was sent in has delivered every
+        byte up to its FIN (just fed): nothing more can come in it. For a consumer that
+        hands messages over as soon as they are complete (:mod:`pcapflows.model.live`);
+        a question, not an event, so that whole-flow readers pay nothing for it."""
+        conn = self._table.get(self._key(seg))
+        if conn is None:
+            return None
+        d = conn.direction_of(seg)
+        half = conn.halves[d]
+        if half.fin_offset is not None and half.next >= half.fin_offset:
+            return conn.conn, d
+        return None
 
     def _still_open(
         self, conn: TCPConnection, seg: Segment, events: list[AssemblerEvent]
