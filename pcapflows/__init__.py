@@ -41,6 +41,8 @@ from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracte
 from pcapflows.stats import ReadStats
 
 if TYPE_CHECKING:
+    from pcapflows.http.model import HTTPFlow
+    from pcapflows.http.reader import HTTPReader, read_http
     from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 
 #: Names of the mitmproxy bridge, imported on first use: the bridge pulls in asyncio
@@ -48,7 +50,19 @@ if TYPE_CHECKING:
 _BRIDGE = frozenset({"ReplayResult", "replay", "to_mitmproxy"})
 
 
+#: The HTTP layer, imported on first use (``import pcapflows`` stays as fast).
+_HTTP = {
+    "HTTPFlow": "pcapflows.http.model",
+    "HTTPReader": "pcapflows.http.reader",
+    "read_http": "pcapflows.http.reader",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _HTTP:
+        import importlib
+
+        return getattr(importlib.import_module(_HTTP[name]), name)
     if name in _BRIDGE:
         from pcapflows import mitmproxy_bridge
 
@@ -80,6 +94,8 @@ __all__ = [
     "FlowReader",
     "Gap",
     "GapRetracted",
+    "HTTPFlow",
+    "HTTPReader",
     "Limits",
     "MitmReader",
     "MitmWriter",
@@ -97,6 +113,7 @@ __all__ = [
     "events",
     "info",
     "read",
+    "read_http",
     "read_mitm",
     "reassemble",
     "replay",

@@ -257,10 +257,10 @@ def _dict(value: Any, where: str) -> Any:
     return value
 
 
-def _flow_keys(metadata: Check) -> dict[str, Check]:
-    return {
+def _flow_keys(metadata: Check, kind: str = "tcp") -> dict[str, Check]:
+    keys: dict[str, Check] = {
         "version": _one_of_int(FLOW_FORMAT_VERSION),
-        "type": _one_of("tcp"),
+        "type": _one_of(kind),
         "id": _str,
         "error": _optional(_record({"msg": _str, "timestamp": _float})),
         "client_conn": _record(_CLIENT),
@@ -272,8 +272,73 @@ def _flow_keys(metadata: Check) -> dict[str, Check]:
         "comment": _str,
         "timestamp_created": _float,
         "backup": _optional(_dict),
-        "messages": _list_of(_message),
     }
+    if kind == "http":
+        keys["request"] = _record(_REQUEST)
+        keys["response"] = _optional(_record(_RESPONSE))
+        keys["websocket"] = _optional(_record(_WEBSOCKET))
+    else:
+        keys["messages"] = _list_of(_message)
+    return keys
+
+
+def _int(value: Any, where: str) -> int:
+    if type(value) is not int:
+        raise _fail(where, "an int", value)
+    return value
+
+
+def _headers(value: Any, where: str) -> tuple[tuple[bytes, bytes], ...]:
+    if type(value) not in (list, tuple):
+        raise _fail(where, "a sequence of (name, value) byte pairs", value)
+    out = []
+    for i, f in enumerate(value):
+        if type(f) not in (list, tuple) or len(f) != 2:
+            raise _fail(f"{where}[{i}]", "a (name, value) pair", f)
+        out.append((_bytes(f[0], f"{where}[{i}].name"), _bytes(f[1], f"{where}[{i}].value")))
+    return tuple(out)
+
+
+_HTTP_MESSAGE: dict[str, Check] = {
+    "http_version": _bytes,
+    "headers": _headers,
+    "content": _optional(_bytes),
+    "trailers": _optional(_headers),
+    "timestamp_start": _float,
+    "timestamp_end": _optional(_float),
+}
+_REQUEST: dict[str, Check] = {
+    **_HTTP_MESSAGE,
+    "host": _str,
+    "port": _int,
+    "method": _bytes,
+    "scheme": _bytes,
+    "authority": _bytes,
+    "path": _bytes,
+}
+_RESPONSE: dict[str, Check] = {**_HTTP_MESSAGE, "status_code": _int, "reason": _bytes}
+
+
+def _ws_message(value: Any, where: str) -> tuple[int, bool, bytes, float, bool, bool]:
+    if type(value) not in (list, tuple) or len(value) != 6:
+        raise _fail(where, "a WebSocket message 6-tuple", value)
+    return (
+        _int(value[0], f"{where}.type"),
+        _bool(value[1], f"{where}.from_client"),
+        _bytes(value[2], f"{where}.content"),
+        _float(value[3], f"{where}.timestamp"),
+        _bool(value[4], f"{where}.dropped"),
+        _bool(value[5], f"{where}.injected"),
+    )
+
+
+_WEBSOCKET: dict[str, Check] = {
+    "messages": _list_of(_ws_message),
+    "closed_by_client": _optional(_bool),
+    "close_code": _optional(_int),
+    "close_reason": _optional(_str),
+    "timestamp_end": _optional(_float),
+}
 
 
 def _one_of_int(version: int) -> Check:
@@ -290,7 +355,7 @@ def _metadata(value: Any, where: str) -> Any:
 
 
 #: Writing: metadata must be JSON-like. Reading: whatever mitmproxy wrote is kept.
-_WRITE = _record(_flow_keys(_metadata))
+_WRITE = {kind: _record(_flow_keys(_metadata, kind)) for kind in ("tcp", "http")}
 _READ = _record(_flow_keys(_dict))
 
 
@@ -303,7 +368,10 @@ def checked_state(flow: Flow) -> dict[str, Any]:
     """
     state = flow.get_state()
     name = f"flow {state.get('id')!r}" if isinstance(state, dict) else "flow"
-    result: dict[str, Any] = _WRITE(state, name)
+    kind = state.get("type") if isinstance(state, dict) else None
+    result: dict[str, Any] = _WRITE.get(kind if isinstance(kind, str) else "", _WRITE["tcp"])(
+        state, name
+    )
     return result
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast
+from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast, overload
 
 from pcapflows.api import EventReader, events
 from pcapflows.errors import MITMPROXY_HINT, AddonError, MitmproxyMissing
@@ -32,8 +32,11 @@ from pcapflows.model.tcp import TCPFlow, TCPMessage
 from pcapflows.stats import ReadStats
 
 if TYPE_CHECKING:
+    import mitmproxy.http
     import mitmproxy.tcp
     from mitmproxy.master import Master
+
+    from pcapflows.http.model import HTTPFlow
 
 
 def require_mitmproxy() -> None:
@@ -74,25 +77,45 @@ def _m_message(message: TCPMessage) -> mitmproxy.tcp.TCPMessage:
     return m
 
 
-def to_mitmproxy(flow: TCPFlow) -> mitmproxy.tcp.TCPFlow:
-    """A genuine ``mitmproxy.tcp.TCPFlow`` with the same state as ``flow``.
+@overload
+def to_mitmproxy(flow: TCPFlow) -> mitmproxy.tcp.TCPFlow: ...
+@overload
+def to_mitmproxy(flow: HTTPFlow) -> mitmproxy.http.HTTPFlow: ...
 
-    Connections, messages, error, metadata and ids are the same (``get_state()`` is
-    equal), so the result works with everything in mitmproxy: ``copy()``, its flow
-    file writer, filters, addons. The two flows are independent: changing one does
-    not change the other.
+
+def to_mitmproxy(flow: TCPFlow | HTTPFlow) -> mitmproxy.tcp.TCPFlow | mitmproxy.http.HTTPFlow:
+    """A genuine ``mitmproxy.tcp.TCPFlow`` (or ``mitmproxy.http.HTTPFlow`` for a
+    :class:`pcapflows.http.HTTPFlow`) with the same state as ``flow``.
+
+    Connections, messages (requests, responses, WebSocket messages), error,
+    metadata and ids are the same (``get_state()`` is equal), so the result works
+    with everything in mitmproxy: ``copy()``, its flow file writer, filters, addons.
+    The two flows are independent: changing one does not change the other.
 
     Raises :class:`~pcapflows.errors.MitmproxyMissing` (an ``ImportError``) if
     mitmproxy is not installed; ``pip install 'pcapflows[mitmproxy]'`` installs it.
     """
     require_mitmproxy()
+    if flow.type == "http":
+        from mitmproxy import http
+
+        h = http.HTTPFlow.from_state(_migrated(flow.get_state()))
+        if not isinstance(h, http.HTTPFlow):
+            raise TypeError(f"not an HTTP flow: {flow!r}")
+        ours = getattr(flow, "websocket", None)
+        if ours is not None and h.websocket is not None:
+            for a, b in zip(ours.messages, h.websocket.messages, strict=True):
+                b.timestamp = a.timestamp  # 0.0 survives (see _m_message)
+        return h
     from mitmproxy import tcp
 
+    if not isinstance(flow, TCPFlow):
+        raise TypeError(f"not a TCP or HTTP flow: {flow!r}")
     m = tcp.TCPFlow.from_state(_migrated(flow.get_state()))
     if not isinstance(m, tcp.TCPFlow):  # from_state picks the class by "type"
         raise TypeError(f"not a TCP flow: {flow!r}")
-    for ours, theirs in zip(flow.messages, m.messages, strict=True):
-        theirs.timestamp = ours.timestamp  # 0.0 survives (see _m_message)
+    for ours_m, theirs in zip(flow.messages, m.messages, strict=True):
+        theirs.timestamp = ours_m.timestamp  # 0.0 survives (see _m_message)
     return m
 
 
