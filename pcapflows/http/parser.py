@@ -136,6 +136,15 @@ def _split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     return version, code, reason.strip()
 
 
+def _could_start(prefix: bytes, request: bool) -> bool:
+    """Whether an unfinished first line could still become a start line."""
+    if request:
+        word = prefix.split(b" ", 1)[0]
+        return all(c in _TCHAR for c in word)
+    n = min(len(prefix), 5)
+    return prefix[:n] == b"HTTP/"[:n]
+
+
 def read_head(side: Side, offset: int, request: bool) -> HeadResult:
     """Parse the head of a request (``request=True``) or response at ``offset``."""
     run = side.run_at(offset)
@@ -156,6 +165,13 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
         skipped += 1
     got = _lines(data, pos, limit)
     if got is None:
+        nl = data.find(b"\n", pos, limit)
+        first = data[pos:nl].rstrip(b"\r") if nl >= 0 else None
+        split = _split_request_line if request else _split_status_line
+        if first is not None and split(first) is None:
+            return HeadResult(None, "invalid")
+        if first is None and not _could_start(data[pos : pos + 16], request):
+            return HeadResult(None, "invalid")
         if limit - pos >= MAX_HEAD:
             return HeadResult(None, "too long")
         if run.end >= side.end:
