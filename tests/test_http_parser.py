@@ -67,7 +67,10 @@ CASES: dict[str, tuple[list[tuple[bool, bytes]], list[tuple[Any, ...]]]] = {
         [("GET", "/a", 200, b"", b"hello world", None), ("GET", "/a", 200, b"", b"hi", None)],
     ),
     "chunked request": (
-        [(C, b"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), (S, OK)],
+        [
+            (C, b"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            (S, OK),
+        ],
         [("PUT", "/u", 200, b"abc", b"hi", None)],
     ),
     "close delimited": (
@@ -115,9 +118,10 @@ CASES: dict[str, tuple[list[tuple[bool, bytes]], list[tuple[Any, ...]]]] = {
         [(S, OK + OK)],
         [("", "", 200, None, b"hi", "request not captured")] * 2,
     ),
-    "not http": ([(C, b"\x16\x03\x01\x00\x05hello"), (S, b"\x16\x03\x03")], [
-        ("TCP", b"\x16\x03\x01\x00\x05hello\x16\x03\x03")
-    ]),
+    "not http": (
+        [(C, b"\x16\x03\x01\x00\x05hello"), (S, b"\x16\x03\x03")],
+        [("TCP", b"\x16\x03\x01\x00\x05hello\x16\x03\x03")],
+    ),
     "conflicting content-length": (
         [(C, GET), (S, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhiX")],
         [
@@ -231,8 +235,12 @@ def test_websocket() -> None:
         [
             (C, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
             (S, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
-            (C, _frame(1, b"hel", fin=False, mask=key) + _frame(9, b"p", mask=key)
-             + _frame(0, b"lo", mask=key)),
+            (
+                C,
+                _frame(1, b"hel", fin=False, mask=key)
+                + _frame(9, b"p", mask=key)
+                + _frame(0, b"lo", mask=key),
+            ),
             (S, _frame(2, b"\x00" * 300)),
             (C, _frame(8, b"\x03\xe8bye", mask=key)),
             (S, _frame(8, b"\x03\xe8")),
@@ -246,7 +254,10 @@ def test_websocket() -> None:
         (2, False, b"\x00" * 300, 103.0),
     ]
     assert (ws.closed_by_client, ws.close_code, ws.close_reason, ws.timestamp_end) == (
-        True, 1000, "bye", 104.0,
+        True,
+        1000,
+        "bye",
+        104.0,
     )
 
 
@@ -256,9 +267,13 @@ def test_websocket_permessage_deflate() -> None:
     flow = tcp_flow(
         [
             (C, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
-            (S, b"HTTP/1.1 101 OK\r\nUpgrade: WebSocket\r\n"
+            (
+                S,
+                b"HTTP/1.1 101 OK\r\nUpgrade: WebSocket\r\n"
                 b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-                + bytes([0xC1, len(data[:-4])]) + data[:-4]),
+                + bytes([0xC1, len(data[:-4])])
+                + data[:-4],
+            ),
         ]
     )
     (f,) = flows_from_tcp(flow)
@@ -306,7 +321,14 @@ def test_gap_past_body_end_rest_is_tcp() -> None:
     )
     flows = flows_from_tcp(flow)
     assert ex(flows) == [
-        ("GET", "/a", 200, b"", b"ab", f"response incomplete: 6 bytes not captured at offset {len(resp)}"),
+        (
+            "GET",
+            "/a",
+            200,
+            b"",
+            b"ab",
+            f"response incomplete: 6 bytes not captured at offset {len(resp)}",
+        ),
         ("TCP", GET + b"P/1.1 200 OK\r\n\r\n"),
     ]
 
