@@ -21,7 +21,10 @@ from mitmproxy import io as mio
 from mitmproxy.net.http.http1 import read as m_read
 from mitmproxy.test import tflow
 
-REQ = b"POST /form?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Dup: 1\r\nx-dup: 2\r\nContent-Length: 3\r\n\r\nabc"
+REQ = (
+    b"POST /form?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Dup: 1\r\nx-dup: 2\r\n"
+    b"Content-Length: 3\r\n\r\nabc"
+)
 RESP = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"4\r\nbody\r\n0\r\nX-T: 1\r\n\r\n"
@@ -77,9 +80,13 @@ def test_state_keys_and_types_as_mitmproxys() -> None:
             shape_o.pop(k), shape_t.pop(k)
         assert shape_o == shape_t
     assert list(ours["websocket"]) == list(theirs["websocket"])
+    theirs_types = [type(x) for x in theirs["websocket"]["messages"][0]]
     assert [type(x) for x in ours["websocket"]["messages"][0]] == [
-        type(x) for x in theirs["websocket"]["messages"][0]
-    ][:3] + [float, bool, bool]
+        *theirs_types[:3],
+        float,
+        bool,
+        bool,
+    ]
 
 
 def test_to_mitmproxy_equal_state_and_repr() -> None:

@@ -30,7 +30,7 @@ SERVER_BYTES = (
 
 def _cut(data: bytes, points: list[int]) -> list[bytes]:
     edges = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
-    return [data[a:b] for a, b in zip(edges, edges[1:]) if b > a]
+    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
 def _flows(client: list[bytes], server: list[bytes], order: list[bool]) -> list[dict[str, object]]:

@@ -44,7 +44,8 @@ def http_line(flow: Flow) -> str:
         return f"{head} {tail}"
     messages = getattr(flow, "messages", [])
     server = endpoint(flow.server_conn.address)
-    return f"{when(flow.client_conn.timestamp_start)} {client} -> tcp -> {server} ({len(messages)} messages)"
+    start = when(flow.client_conn.timestamp_start)
+    return f"{start} {client} -> tcp -> {server} ({len(messages)} messages)"
 
 
 def http_lines(flows: Iterable[Flow]) -> Iterator[str]:
