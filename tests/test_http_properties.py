@@ -4,6 +4,8 @@ a side carry the same time here, so the flows must be equal state for state)."""
 
 from __future__ import annotations
 
+import itertools
+
 from httptable import tcp_flow
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ SERVER_BYTES = (
 
 def _cut(data: bytes, points: list[int]) -> list[bytes]:
     edges = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _flows(client: list[bytes], server: list[bytes], order: list[bool]) -> list[dict[str, object]]:
