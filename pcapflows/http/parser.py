@@ -32,7 +32,9 @@ MAX_LEADING_EMPTY = 8
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _VERSION = re.compile(rb"HTTP/\d\.\d\Z")
 _STATUS = re.compile(rb"HTTP/\d\.\d[ \t]+\d{3}(?:[ \t\r\n]|\Z)")
-_REQUEST = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]+[^\s]+[ \t]+HTTP/\d\.\d[ \t]*\r?\n")
+_REQUEST = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]+[^\r\n]*[^\s][ \t]+HTTP/\d\.\d[ \t]*\r?\n"
+)
 
 
 def looks_like_request(data: bytes) -> bool:
@@ -115,10 +117,13 @@ def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
 
 
 def _split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    # A target with spaces in it (``GET /a b HTTP/1.0``) is taken whole, as servers
+    # and tshark take it: the method is the first word, the version the last.
     parts = line.split()
-    if len(parts) != 3:
+    if len(parts) < 3:
         return None
-    method, target, version = parts
+    method, version = parts[0], parts[-1]
+    target = line.strip()[len(method) : -len(version)].strip()
     if not all(c in _TCHAR for c in method) or not _VERSION.match(version):
         return None
     return method, target, version
