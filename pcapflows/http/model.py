@@ -495,6 +495,9 @@ class HTTPFlow(Flow):
 
     def set_state(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        missing = {"request", "response", "websocket"} - set(state)
+        if missing:
+            raise ValueError(f"Invalid state for HTTPFlow: missing {sorted(missing)}")
         self.request = Request.from_state(state.pop("request"))
         r = state.pop("response")
         self.response = Response.from_state(r) if r else None
