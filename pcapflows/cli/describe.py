@@ -29,6 +29,8 @@ ENDINGS = (
 def ending(meta: dict[str, Any]) -> str:
     """How a connection ended, from its ``metadata["pcapflows"]``.
 
+    * ``evicted``: the connection limit (``--max-connections``) closed it early (first,
+      since what was seen of it may be only a part);
     * ``rejected``: the client's SYN was answered by a RST from the server, which never
       sent a SYN-ACK or a byte (a closed port, or a firewall answering for it);
     * ``no reply``: the client sent a SYN and the server sent nothing at all;
@@ -36,8 +38,7 @@ def ending(meta: dict[str, Any]) -> str:
     * ``fin``: both sides closed with FIN;
     * ``idle``: no packet for the idle timeout (``--idle-timeout``);
     * ``open at end``: still open when the capture ended (or the read was stopped);
-    * ``port reused``: a new SYN on the same four addresses and ports ended it;
-    * ``evicted``: the connection limit (``--max-connections``) closed it early.
+    * ``port reused``: a new SYN on the same four addresses and ports ended it.
     """
     closed_by = meta.get("closed_by")
     history = str(meta.get("history", ""))
@@ -45,6 +46,8 @@ def ending(meta: dict[str, Any]) -> str:
     sent = meta.get("bytes") or {}
     client_syn = "S" in history
     server_silent = not packets.get("server")
+    if closed_by == "limit":
+        return "evicted"
     if closed_by == "rst":
         rst_from = meta.get("rst_from", "?")
         if (

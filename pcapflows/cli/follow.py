@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pcapflows.cli import colour
-from pcapflows.cli.describe import endpoint, ending, notes, utc
+from pcapflows.cli.describe import ending, endpoint, notes, utc
 from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_NO_SUCH_FLOW, EXIT_OK, CliError
 from pcapflows.cli.filters import filter_from, parse_flow
 from pcapflows.cli.jsonl import dumps, flow_record, message_offsets

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Iterator
 
-from pcapflows.cli.describe import duration, endpoint, ending, flow_duration, notes, size, utc
+from pcapflows.cli.describe import duration, ending, endpoint, flow_duration, notes, size, utc
 from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK
 from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Item, Scan, add_read_arguments, report
