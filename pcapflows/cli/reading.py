@@ -225,7 +225,8 @@ class Scan:
     def __iter__(self) -> Iterator[Item]:
         with self._interrupt:
             try:
-                for label, (reader, f, total) in zip(self.captures, self._opened, strict=True):
+                for name, (reader, f, total) in zip(self.captures, self._opened, strict=True):
+                    label = "<stdin>" if name == "-" else name
                     if self.interrupted:
                         break
                     yield from self._one(label, reader, f, total)
