@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     line("flows", shown)
     line("payload", f"{size(payload, exact)} in the flows counted")
     print("flows by server port", file=out)
-    for port, n in ports.most_common(top) or [("-", 0)]:
+    for port, n in ports.most_common(top):
         line(str(port), n)
+    if not ports:
+        line("none", "")
     print("flows by ending", file=out)
     for word in ENDINGS:
         if endings[word]:
