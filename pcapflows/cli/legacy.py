@@ -49,7 +49,9 @@ from pcapflows.stats import ReadStats
 
 
 def legacy_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from pcapflows.cli import Parser
+
+    p = Parser(
         prog="pcapflows",
         usage="pcapflows CAPTURE [options]",
         description="List the TCP connections of a capture (as 'pcapflows list', in the "
