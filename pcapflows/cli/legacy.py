@@ -1,4 +1,6 @@
-"""The ``pcapflows`` command (also ``python -m pcapflows``).
+"""``pcapflows CAPTURE [options]``: the command as it was before subcommands, kept
+unchanged for the scripts written for it (the subcommands are in the modules beside
+this one).
 
 ``pcapflows CAPTURE`` lists the TCP flows of a capture, one line each;
 ``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream;
@@ -24,35 +26,36 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
 from pcapflows import __version__
 from pcapflows.api import FlowReader, in_stream_order, read
+from pcapflows.cli.errors import (
+    EXIT_ADDON,
+    EXIT_BAD_INPUT,
+    EXIT_NO_SUCH_FLOW,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+)
+from pcapflows.cli.reading import print_stats
 from pcapflows.errors import CaptureError
 from pcapflows.limits import Limits
 from pcapflows.mitmfile import MitmWriter
 from pcapflows.output import follow_lines, summary_line
-from pcapflows.stats import PAYLOAD_BUCKETS, ReadStats
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 1
-EXIT_USAGE = 2
-EXIT_NO_SUCH_FLOW = 3
-EXIT_OUTPUT = 4
-EXIT_ADDON = 5
-#: 128 + SIGPIPE (13): what a shell reports for a command stopped by a closed pipe, as
-#: ``seq 1000000 | head`` stops; written out because Windows has no SIGPIPE.
-EXIT_BROKEN_PIPE = 141
+from pcapflows.stats import ReadStats
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def legacy_parser() -> argparse.ArgumentParser:
+    from pcapflows.cli import Parser
+
+    p = Parser(
         prog="pcapflows",
-        description="Reassemble the TCP conversations of a pcap or pcapng capture.",
+        usage="pcapflows CAPTURE [options]",
+        description="List the TCP connections of a capture (as 'pcapflows list', in the "
+        "format of the command before subcommands), follow one, or write them.",
         epilog=(
             "exit codes: 0 ok, 1 input is not a readable capture, 2 bad command line, "
             "3 no such flow, 4 output could not be written, 5 a -s script could not be loaded, "
@@ -103,28 +106,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_stats(stats: ReadStats) -> None:
-    err = sys.stderr
-    print(
-        f"packets {stats.packets}, tcp segments {stats.tcp_segments}, flows {stats.flows}",
-        file=err,
-    )
-    for reason, n in stats.skipped.most_common():
-        print(f"skipped {n}: {reason}", file=err)
-    for kind, n in stats.anomalies.most_common():
-        print(f"damaged {n}: {kind}", file=err)
-    for detail in stats.anomaly_details[:20]:
-        print(f"  {detail}", file=err)
-    for limit, n in stats.limits.most_common():
-        print(f"limit {limit} cut in {n} time(s)", file=err)
-    pay = stats.payload
-    if pay:
-        where = ", ".join(f"{k} {pay[k]}" for k in PAYLOAD_BUCKETS if pay[k])
-        print(f"payload bytes {pay['captured']}: {where or 'none'}", file=err)
-    for what, n in stats.implausible.most_common():
-        print(f"implausible {what} not believed: {n}", file=err)
-
-
 def _report(stats: ReadStats, detail: bool) -> None:
     """After a run: one warning line if records were damaged, the details with --stats."""
     if stats.anomalies:
@@ -134,54 +115,7 @@ def _report(stats: ReadStats, detail: bool) -> None:
             file=sys.stderr,
         )
     if detail:
-        _print_stats(stats)
-
-
-def _detach_stdout() -> None:
-    """Point standard output at the null device after a write to it failed.
-
-    What could not be written stays in Python's buffer, and the interpreter flushes it
-    again at exit: into a closed pipe or a full disk, that prints "Exception ignored"
-    with a traceback after we have exited cleanly. The null device swallows it.
-    """
-    try:
-        fd = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return  # not a real file (an in-process caller's StringIO): nothing at exit
-    try:
-        os.dup2(null, fd)
-    except OSError:
-        pass
-    finally:
-        os.close(null)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; return its exit code (also used as the process exit code).
-
-    Writing the output can fail: the disk is full (a one-line error, exit 4) or the
-    reader of a pipe went away (quietly, exit 141). The output is flushed here, inside
-    the guard, so that neither failure is left for the interpreter's exit to report.
-    """
-    try:
-        try:
-            code = _run(argv)
-        except SystemExit as exc:  # argparse's --help, --version and usage errors
-            code = exc.code if isinstance(exc.code, int) else EXIT_USAGE if exc.code else 0
-        if sys.stdout is not None:
-            sys.stdout.flush()
-    except BrokenPipeError:
-        _detach_stdout()
-        return EXIT_BROKEN_PIPE
-    except OSError as exc:
-        _detach_stdout()
-        try:
-            print(f"pcapflows: error: cannot write output: {exc.strerror or exc}", file=sys.stderr)
-        except OSError:
-            pass  # standard error is gone too: the exit code still says it
-        return EXIT_OUTPUT
-    return code
+        print_stats(stats)
 
 
 def _write(reader: FlowReader, target: str) -> int:
@@ -245,9 +179,12 @@ class _WriteFailed(Exception):
         self.error = error
 
 
-def _run(argv: Sequence[str] | None) -> int:
-    parser = _parser()
+def run_legacy(argv: Sequence[str]) -> int:
+    """Run the command line as it was before subcommands; return its exit code."""
+    parser = legacy_parser()
     args = parser.parse_args(argv)
+    if args.hex and args.follow is None:
+        parser.error("--hex does nothing without --follow")
     options = {
         name: value
         for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")

@@ -1,0 +1,256 @@
+"""``pcapflows follow``: one conversation, as Wireshark's Follow TCP Stream shows it.
+
+The flow is named by its index or by its endpoints; the capture is read once, and the
+read stops as soon as that connection has finished. Gaps and conflicts are shown
+where they are, as annotations in brackets: a missing byte is never shown as a byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from pcapflows.cli import colour
+from pcapflows.cli.describe import ending, endpoint, notes, utc
+from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_NO_SUCH_FLOW, EXIT_OK, CliError
+from pcapflows.cli.filters import filter_from, parse_flow
+from pcapflows.cli.jsonl import dumps, flow_record, message_offsets
+from pcapflows.cli.reading import Scan, add_read_arguments, report
+from pcapflows.model.tcp import TCPFlow
+from pcapflows.output import _escape, is_text
+
+DESCRIPTION = (
+    "Print one TCP conversation of a capture, both directions in order, like "
+    "Wireshark's Follow TCP Stream: text where it is text, a hex dump otherwise, gaps "
+    "and conflicts as annotations. The capture is read once and the read stops when "
+    "the connection has finished."
+)
+EXAMPLES = """\
+examples:
+  pcapflows follow captures/demo.pcapng 2
+  pcapflows follow captures/demo.pcapng 192.168.1.23:52118-203.0.113.80:80
+  pcapflows follow captures/demo.pcapng [2001:db8:1::23]:52116-[2001:db8:2::80]:80
+  pcapflows follow captures/demo.pcapng 2 --format hex --max-bytes 4096
+  pcapflows follow captures/demo.pcapng 2 --format raw --side server > body.bin
+  pcapflows follow captures/demo.pcapng 2 --format json | jq .messages
+
+FLOW is the index 'pcapflows list' shows, or client:port-server:port (either order;
+IPv6 addresses in brackets); with a 4-tuple that repeats, the first connection."""
+
+_CAUSES = {
+    "ack": "acknowledged by the peer",
+    "snaplen": "cut by the snap length",
+    "limit": "too much buffered above the hole",
+    "end": "never captured",
+    "unseen": "never captured",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file, - for stdin")
+    parser.add_argument(
+        "flow", metavar="FLOW", help="index, or client:port-server:port ([IPv6]:port)"
+    )
+    g = parser.add_argument_group("output")
+    g.add_argument(
+        "--format",
+        choices=("text", "hex", "raw", "json"),
+        default="text",
+        help="text: text where it is text, hex dumps otherwise; hex: hex dumps only; raw: "
+        "the bytes of one side (--side) unchanged; json: one JSON object (the export "
+        "schema)",
+    )
+    g.add_argument(
+        "--side",
+        choices=("client", "server"),
+        help="only what this side sent (required with --format raw)",
+    )
+    g.add_argument(
+        "--max-bytes", type=int, metavar="N", help="show at most N payload bytes, then stop"
+    )
+    g.add_argument(
+        "--color",
+        nargs="?",
+        const="always",
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="colour the two directions: auto on a terminal only, --color alone forces it",
+    )
+    add_read_arguments(parser, many=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.format == "raw" and args.side is None:
+        raise CliError("--format raw needs --side client or --side server")
+    if args.color == "always" and args.format in ("raw", "json"):
+        raise CliError(f"--color does nothing with --format {args.format}")
+    if args.max_bytes is not None and args.max_bytes < 0:
+        raise CliError("--max-bytes must be 0 or more")
+    spec = parse_flow(args.flow)
+    flt = filter_from(args)
+    flt.flows.append(spec)
+    scan = Scan(args, [args.capture], flow_filter=flt)
+    found: TCPFlow | None = None
+    items = iter(scan)
+    try:
+        for item in items:
+            if item.flow is not None:
+                found = item.flow
+                break
+    finally:
+        scan.close()
+    if found is None:
+        report(scan)
+        if scan.interrupted:
+            return EXIT_INTERRUPTED
+        flows = sum(r.stats.flows for r in scan.runs)
+        raise CliError(f"no flow {args.flow} in {args.capture} ({flows} flows)", EXIT_NO_SUCH_FLOW)
+    side = None if args.side is None else args.side == "client"
+    if args.format == "json":
+        record = flow_record(found, scan.runs[0].label, max_bytes=args.max_bytes, side=side)
+        print(dumps(record))
+    elif args.format == "raw":
+        _raw(found, side is True, args.max_bytes, args.quiet)
+    else:
+        on = colour.wanted(args.color, sys.stdout)
+        for line in view(
+            found, hex_only=args.format == "hex", side=side, max_bytes=args.max_bytes, colour_on=on
+        ):
+            print(line)
+    report(scan)
+    return EXIT_INTERRUPTED if scan.interrupted else EXIT_OK
+
+
+def _raw(flow: TCPFlow, client: bool, max_bytes: int | None, quiet: bool) -> None:
+    """The bytes one side sent, unchanged, to standard output (binary)."""
+    out = sys.stdout.buffer
+    left = max_bytes
+    for m in flow.messages:
+        if m.from_client != client:
+            continue
+        data = m.content
+        if left is not None:
+            data = data[:left]
+            left -= len(data)
+        out.write(data)
+        if left == 0:
+            break
+    out.flush()
+    who = "client" if client else "server"
+    gaps = [g for g in flow.metadata["pcapflows"]["gaps"] if g["from_client"] == client]
+    if gaps and not quiet:
+        missing = sum(g["length"] for g in gaps)
+        print(
+            f"pcapflows: warning: {len(gaps)} gap(s) in the {who}'s bytes ({missing} bytes "
+            "missing in the capture): written without them, nothing filled in",
+            file=sys.stderr,
+        )
+
+
+def _hexdump(data: bytes, base: int) -> Iterator[str]:
+    """Wireshark-style lines: offset in the direction's stream, 16 bytes, ASCII."""
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        hx = " ".join(f"{b:02x}" for b in chunk)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        yield f"{base + off:08x}  {hx:<47}  {asc}"
+
+
+def _gap_note(g: dict[str, Any]) -> str:
+    who = "client" if g["from_client"] else "server"
+    why = _CAUSES.get(str(g.get("cause", "")), "")
+    return (
+        f"[gap: {g['length']} bytes from {who} missing in the capture at stream offset "
+        f"{g['offset']}{': ' + why if why else ''}]"
+    )
+
+
+def _conflict_note(c: dict[str, Any]) -> str:
+    who = "client" if c["from_client"] else "server"
+    n = c["length"]
+    return (
+        f"[conflict: {who} bytes {c['offset']}-{c['offset'] + n - 1}: a later copy "
+        f"({n} bytes, captured {utc(c['timestamp'], 6)}) differed from the first copy "
+        f"({n} bytes), which is shown]"
+    )
+
+
+def view(
+    flow: TCPFlow,
+    *,
+    hex_only: bool = False,
+    side: bool | None = None,
+    max_bytes: int | None = None,
+    colour_on: bool = False,
+) -> Iterator[str]:
+    """The lines of the text and hex formats."""
+    meta = flow.metadata["pcapflows"]
+    extra = notes(meta)
+    yield (
+        f"Stream {meta['stream']}: client {endpoint(flow.client_conn.peername)}  "
+        f"server {endpoint(flow.server_conn.address)}"
+    )
+    yield (
+        f"Started {utc(flow.client_conn.timestamp_start, 6)} UTC, ended: {ending(meta)}"
+        + (f" ({extra})" if extra else "")
+    )
+    gaps: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for g in sorted(meta["gaps"], key=lambda g: g["offset"]):
+        gaps[bool(g["from_client"])].append(g)
+    offsets = message_offsets(flow)
+    conflicts: dict[int, list[dict[str, Any]]] = {}
+    late: list[dict[str, Any]] = []
+    for c in meta["conflicts"]:
+        for i, (m, off) in enumerate(zip(flow.messages, offsets, strict=True)):
+            if m.from_client == c["from_client"] and off <= c["offset"] < off + len(m.content):
+                conflicts.setdefault(i, []).append(c)
+                break
+        else:
+            late.append(c)
+    note = colour.NOTE
+    left = max_bytes
+    total = sum(len(m.content) for m in flow.messages if side is None or m.from_client == side)
+    shown = 0
+    for i, (m, off) in enumerate(zip(flow.messages, offsets, strict=True)):
+        pending = gaps[m.from_client]
+        while pending and pending[0]["offset"] < off:
+            g = pending.pop(0)
+            if side is None or g["from_client"] == side:
+                yield colour.paint(_gap_note(g), note, colour_on)
+        if side is not None and m.from_client != side:
+            continue
+        if left is not None and left <= 0:
+            break
+        data = m.content if left is None else m.content[:left]
+        if left is not None:
+            left -= len(data)
+        shown += len(data)
+        paint = colour.CLIENT if m.from_client else colour.SERVER
+        arrow = ">>> client" if m.from_client else "<<< server"
+        yield colour.paint(
+            f"{arrow}  {utc(m.timestamp, 6)} UTC  {len(m.content)} bytes at offset {off}",
+            paint,
+            colour_on,
+        )
+        if not hex_only and is_text(data):
+            body = ["    " + _escape(line) for line in data.decode("utf-8").splitlines() or [""]]
+        else:
+            body = ["    " + line for line in _hexdump(data, off)]
+        for line in body:
+            yield colour.paint(line, paint, colour_on)
+        for c in conflicts.get(i, []):
+            yield colour.paint(_conflict_note(c), note, colour_on)
+    if left is not None and shown < total:
+        yield colour.paint(
+            f"[--max-bytes {max_bytes}: {total - shown} more bytes not shown]", note, colour_on
+        )
+        return
+    for s in (True, False):
+        for g in gaps[s]:
+            if side is None or s == side:
+                yield colour.paint(_gap_note(g), note, colour_on)
+    for c in late:
+        if side is None or c["from_client"] == side:
+            yield colour.paint(_conflict_note(c), note, colour_on)
