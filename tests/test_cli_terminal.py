@@ -113,6 +113,9 @@ def test_ctrl_c_prints_what_was_found_and_exits_130(big: Path) -> None:
         [sys.executable, "-m", "pcapflows", "list", "--json", str(big)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Unbuffered: communicate() reads the pipe itself, so what a buffered
+        # readline() had read ahead would be lost to it (a line cut in two).
+        bufsize=0,
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # reading has started: flows are coming out
