@@ -29,7 +29,7 @@ def test_write_to_a_file_keeps_the_listing(tmp_path: Path) -> None:
     plain = run(str(DEMO))
     p = run(str(DEMO), "-w", str(out))
     assert p.returncode == 0
-    assert p.stdout == plain.stdout and p.stdout.count(b"\n") == 4
+    assert p.stdout == plain.stdout and p.stdout.count(b"\n") == 5  # header, 4 flows
     assert p.stderr == f"pcapflows: wrote 4 flows to {out}\n".encode()
     # Every flow, in the order they finished (read()'s order), with the same state.
     assert [f.get_state() for f in read_mitm(out)] == [f.get_state() for f in read(DEMO)]

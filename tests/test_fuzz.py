@@ -40,7 +40,8 @@ from hypothesis import strategies as st
 from tcptable import CORPUS
 
 import pcapflows
-from pcapflows.output import follow_lines, summary_line
+from pcapflows.cli.follow import view
+from pcapflows.cli.listing import row
 from pcapflows.stats import MAX_ANOMALY_DETAILS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,8 +371,8 @@ def touch(flow: pcapflows.TCPFlow) -> None:
     for m in flow.messages:
         assert isinstance(m.content, bytes) and m.content
         m.get_state()
-    summary_line(flow)
-    for _ in follow_lines(flow):
+    row(flow, exact=False)
+    for _ in view(flow):
         pass
 
 

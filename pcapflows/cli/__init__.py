@@ -7,9 +7,9 @@
 :data:`SUBCOMMANDS`. Only the module of the subcommand being run is imported, so
 start-up stays fast.
 
-``pcapflows CAPTURE [options]`` (no subcommand) is the command as it was before
-subcommands (:mod:`~pcapflows.cli.legacy`): a listing, ``--follow N``, ``-w OUT``,
-``-s SCRIPT``, unchanged, so that scripts written for it keep working.
+``pcapflows CAPTURE [options]`` (no subcommand) is ``list`` (:mod:`~pcapflows.cli.legacy`
+maps the options from before subcommands: ``--follow N``, ``-w OUT``, ``-s SCRIPT``,
+``--stats``), so that scripts written for it keep working.
 
 Errors are one line on standard error and a non-zero exit code
 (:mod:`~pcapflows.cli.errors`); output that cannot be written is handled here, once,
@@ -82,7 +82,7 @@ examples:
   pcapflows follow captures/demo.pcapng 2
   pcapflows export captures/demo.pcapng --format jsonl -o flows.jsonl
   pcapflows stats captures/demo.pcapng
-  pcapflows CAPTURE [--follow N] [-w OUT] [-s SCRIPT]   (the command before subcommands)
+  pcapflows CAPTURE [--follow N] [-w OUT] [-s SCRIPT]   (list, and the earlier options)
 
 'pcapflows SUBCOMMAND --help' shows each subcommand's options and their defaults.
 """
@@ -131,8 +131,8 @@ _HINTS = {
     "--hex": "hex dumps are for one conversation: pcapflows follow CAPTURE FLOW --format hex",
     "--follow": "use pcapflows follow CAPTURE FLOW",
     "--stats": "use -v, or pcapflows stats CAPTURE",
-    "-w": "use pcapflows export CAPTURE --format mitm -o OUT",
-    "--write": "use pcapflows export CAPTURE --format mitm -o OUT",
+    "-w": "use pcapflows list CAPTURE -w OUT, or export CAPTURE --format mitm -o OUT",
+    "--write": "use pcapflows list CAPTURE -w OUT, or export CAPTURE --format mitm -o OUT",
 }
 
 
@@ -182,18 +182,22 @@ def _top_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_subcommand(name: str, argv: Sequence[str]) -> int:
+    """Parse ``argv`` (what follows the subcommand's name) and run subcommand ``name``."""
+    sub = SUBCOMMANDS[name]
+    args = _subparser(sub).parse_args(argv)
+    _, run = sub.load()
+    return run(args)
+
+
 def _run(argv: Sequence[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
-        sub = SUBCOMMANDS[argv[0]]
-        parser = _subparser(sub)
-        args = parser.parse_args(argv[1:])
-        _, run = sub.load()
-        return run(args)
+        return run_subcommand(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         from pcapflows.cli.legacy import legacy_parser
 
         print(_top_parser().format_help())
-        print("without a subcommand (the command before subcommands, kept as it was):\n")
+        print("without a subcommand (list, and the options from before subcommands):\n")
         print(legacy_parser().format_help(), end="")
         return EXIT_OK
     if not argv or argv[0] == "--version":

@@ -7,7 +7,6 @@ table defines each word; :func:`ending` is that table in code.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from pcapflows.model.tcp import TCPFlow
@@ -103,26 +102,6 @@ def duration(seconds: float | None) -> str:
         return f"{seconds:.0f}s"
     h, rest = divmod(int(seconds), 3600)
     return f"{h}h{rest // 60:02d}m"
-
-
-def utc(ts: float | None, digits: int = 3) -> str:
-    """A capture time as UTC date and time (the column header says UTC)."""
-    if ts is None:
-        return "-"
-    try:
-        dt = datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{ts:.6f}"
-    text = dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[: len(text) - (6 - digits)] if digits < 6 else text
-
-
-def endpoint(addr: Any) -> str:
-    """``ip:port``, IPv6 addresses in brackets so the port stays unambiguous."""
-    if not addr:
-        return "?"
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def flow_duration(flow: TCPFlow) -> float | None:

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from pcapflows.cli.describe import ending, endpoint
+from pcapflows.cli.describe import ending
 from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, CliError
 from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Scan, add_read_arguments, report
 from pcapflows.model.tcp import TCPFlow
+from pcapflows.output import endpoint
 
 DESCRIPTION = (
     "Write the TCP flows of captures as JSON lines (one flow per line, payload in "

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from pcapflows.cli import colour
-from pcapflows.cli.describe import ending, endpoint, notes, utc
+from pcapflows.cli.describe import ending, notes
 from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_NO_SUCH_FLOW, EXIT_OK, CliError
 from pcapflows.cli.filters import filter_from, parse_flow
 from pcapflows.cli.jsonl import dumps, flow_record, message_offsets
 from pcapflows.cli.reading import Scan, add_read_arguments, report
 from pcapflows.model.tcp import TCPFlow
-from pcapflows.output import _escape, is_text
+from pcapflows.output import endpoint, escape, is_text, utc
 
 DESCRIPTION = (
     "Print one TCP conversation of a capture, both directions in order, like "
@@ -235,7 +235,7 @@ def view(
             colour_on,
         )
         if not hex_only and is_text(data):
-            body = ["    " + _escape(line) for line in data.decode("utf-8").splitlines() or [""]]
+            body = ["    " + escape(line) for line in data.decode("utf-8").splitlines() or [""]]
         else:
             body = ["    " + line for line in _hexdump(data, off)]
         for line in body:

@@ -1,15 +1,12 @@
-"""``pcapflows CAPTURE [options]``: the command as it was before subcommands, kept
-unchanged for the scripts written for it (the subcommands are in the modules beside
-this one).
+"""``pcapflows CAPTURE [options]``: the command without a subcommand.
 
-``pcapflows CAPTURE`` lists the TCP flows of a capture, one line each;
-``pcapflows CAPTURE --follow N`` prints flow N like Wireshark's Follow TCP Stream;
-``pcapflows CAPTURE -w OUT`` also writes every flow to a mitmproxy flow file as the
-capture finishes it (``-w -``: to standard output instead of the listing, for
-``pcapflows CAPTURE -w - | mitmdump -nr -``), and says on standard error how many;
-``pcapflows CAPTURE -s addon.py`` runs mitmproxy addon scripts over the capture instead
-of listing it (mitmproxy's log, the addons' ``logging`` included, goes to standard
-error; standard output is the addons' own).
+It is ``pcapflows list CAPTURE [options]``, and the options of the command before
+subcommands keep working: ``--follow N [--hex]`` runs ``pcapflows follow CAPTURE N
+[--format hex]``, ``-w OUT`` is list's ``-w``, ``--stats`` is ``-v``; options this parser
+does not know go on to that subcommand, which checks them. ``-s addon.py`` runs
+mitmproxy addon scripts over the capture instead of listing it (mitmproxy's log, the
+addons' ``logging`` included, goes to standard error; standard output is the addons'
+own).
 
 Exit codes: 0 success; 1 the input could not be read as a capture; 2 bad command line
 (``--write`` or ``-s`` with ``--follow``, ``-s`` with ``--write``, ``-s`` without
@@ -28,23 +25,18 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from pcapflows import __version__
-from pcapflows.api import FlowReader, in_stream_order, read
 from pcapflows.cli.errors import (
     EXIT_ADDON,
     EXIT_BAD_INPUT,
-    EXIT_NO_SUCH_FLOW,
     EXIT_OK,
-    EXIT_OUTPUT,
     EXIT_USAGE,
 )
 from pcapflows.cli.reading import print_stats
 from pcapflows.errors import CaptureError
 from pcapflows.limits import Limits
-from pcapflows.mitmfile import MitmWriter
-from pcapflows.output import follow_lines, summary_line
 from pcapflows.stats import ReadStats
 
 
@@ -54,8 +46,8 @@ def legacy_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="pcapflows",
         usage="pcapflows CAPTURE [options]",
-        description="List the TCP connections of a capture (as 'pcapflows list', in the "
-        "format of the command before subcommands), follow one, or write them.",
+        description="List the TCP connections of a capture (as 'pcapflows list', whose "
+        "options it takes too), follow one, write them, or run mitmproxy addons over them.",
         epilog=(
             "exit codes: 0 ok, 1 input is not a readable capture, 2 bad command line, "
             "3 no such flow, 4 output could not be written, 5 a -s script could not be loaded, "
@@ -118,71 +110,12 @@ def _report(stats: ReadStats, detail: bool) -> None:
         print_stats(stats)
 
 
-def _write(reader: FlowReader, target: str) -> int:
-    """``--write``: every flow to a flow file as it finishes, and the listing too unless
-    the flow file is standard output (then nothing else may go there).
-
-    The writer's own errors (a full disk) name the file and exit 4 here; with ``-``
-    they are standard output's errors, which :func:`main` handles (a closed pipe).
-    """
-    to_stdout = target == "-"
-    try:
-        writer = MitmWriter(target)
-    except OSError as exc:
-        print(f"pcapflows: error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_OUTPUT
-
-    def written() -> Iterator[tuple[int, str]]:
-        for flow in reader:
-            if to_stdout:
-                writer.add(flow)
-            else:
-                try:
-                    writer.add(flow)
-                except OSError as exc:
-                    raise _WriteFailed(exc) from exc
-            yield flow.metadata["pcapflows"]["stream"], summary_line(flow)
-
-    failed: OSError | None = None
-    try:
-        if to_stdout:
-            for _ in written():
-                pass
-        else:
-            for line in in_stream_order(written()):
-                print(line, file=sys.stdout)
-    except _WriteFailed as exc:
-        failed = exc.error
-    finally:
-        # Closing flushes what is still buffered: it can fail too (a full disk). An
-        # error of standard output on its way to main() is not stopped here.
-        try:
-            writer.close()
-        except OSError as exc:
-            failed = failed or exc
-    if failed is not None:
-        if to_stdout:
-            raise failed
-        why = failed.strerror or failed
-        print(f"pcapflows: error: cannot write {target}: {why}", file=sys.stderr)
-        return EXIT_OUTPUT
-    if not to_stdout:
-        print(f"pcapflows: wrote {writer.count} flows to {target}", file=sys.stderr)
-    return EXIT_OK
-
-
-class _WriteFailed(Exception):
-    """An OSError of the flow file, told apart from one of standard output."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def run_legacy(argv: Sequence[str]) -> int:
     """Run the command line as it was before subcommands; return its exit code."""
     parser = legacy_parser()
-    args = parser.parse_args(argv)
+    # What this parser does not know goes on to the subcommand it maps to (list's
+    # --bytes, --json, filters, more captures; follow's --format ...), which checks it.
+    args, more = parser.parse_known_args(argv)
     if args.hex and args.follow is None:
         parser.error("--hex does nothing without --follow")
     options = {
@@ -197,50 +130,27 @@ def run_legacy(argv: Sequence[str]) -> int:
     if args.write is not None and args.follow is not None:
         print("pcapflows: error: --write and --follow cannot be combined", file=sys.stderr)
         return EXIT_USAGE
-    if args.scripts:
-        if args.follow is not None:
-            parser.error("-s and --follow cannot be combined")
-        if args.write is not None:
-            parser.error("-s and --write cannot be combined (write the flows in an addon)")
-        return _run_scripts(args, limits)
-    try:
-        # Finishing order: the listing re-orders one line per flow (never the flows
-        # and their payload), and --follow stops as soon as its flow is complete.
-        reader = read(args.capture, warn=False, limits=limits, key_tunnels=args.key_tunnels)
-    except CaptureError as exc:
-        print(f"pcapflows: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    out = sys.stdout
-    code = EXIT_OK
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if args.write is not None:
-                code = _write(reader, args.write)
-            elif args.follow is None:
-                lines = ((f.metadata["pcapflows"]["stream"], summary_line(f)) for f in reader)
-                for line in in_stream_order(lines):
-                    print(line, file=out)
-            else:
-                found = False
-                for flow in reader:
-                    if flow.metadata["pcapflows"]["stream"] == args.follow:
-                        for line in follow_lines(flow, force_hex=args.hex):
-                            print(line, file=out)
-                        found = True
-                        reader.close()
-                        break
-                if not found:
-                    print(
-                        f"pcapflows: error: no flow {args.follow} in {args.capture} "
-                        f"({reader.stats.flows} flows)",
-                        file=sys.stderr,
-                    )
-                    code = EXIT_NO_SUCH_FLOW
-    finally:
-        reader.close()
-    _report(reader.stats, args.stats)
-    return code
+    if not args.scripts:
+        # ``pcapflows CAPTURE`` is ``pcapflows list CAPTURE`` (and -w its -w);
+        # ``--follow N [--hex]`` is ``pcapflows follow CAPTURE N [--format hex]``;
+        # --stats is their -v. Rebuilt from the parsed options, so that every
+        # spelling argparse accepts (--follow=N, abbreviations) maps alike.
+        from pcapflows.cli import run_subcommand
+
+        common = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+        common += ["--key-tunnels"] * args.key_tunnels + ["-v"] * args.stats
+        if args.follow is None:
+            write = [] if args.write is None else [f"--write={args.write}"]
+            return run_subcommand("list", [args.capture, *common, *write, *more])
+        fmt = ["--format=hex"] if args.hex else []
+        return run_subcommand("follow", [args.capture, str(args.follow), *common, *fmt, *more])
+    if more:
+        parser.error(f"unrecognized arguments: {' '.join(more)}")
+    if args.follow is not None:
+        parser.error("-s and --follow cannot be combined")
+    if args.write is not None:
+        parser.error("-s and --write cannot be combined (write the flows in an addon)")
+    return _run_scripts(args, limits)
 
 
 def _run_scripts(args: argparse.Namespace, limits: Limits) -> int:

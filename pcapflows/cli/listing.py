@@ -10,12 +10,14 @@ import argparse
 import sys
 from collections.abc import Iterable, Iterator
 
-from pcapflows.cli.describe import duration, ending, endpoint, flow_duration, notes, size, utc
-from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK
+from pcapflows.cli.describe import duration, ending, flow_duration, notes, size
+from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, CliError
 from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Item, Scan, add_read_arguments, report
 from pcapflows.cli.table import Table
+from pcapflows.mitmfile import MitmWriter
 from pcapflows.model.tcp import TCPFlow
+from pcapflows.output import endpoint, utc
 
 DESCRIPTION = (
     "List the TCP connections of captures, one line each, in the order of their first "
@@ -29,6 +31,7 @@ examples:
   pcapflows list captures/demo.pcapng --json           # one JSON object per line
   pcapflows list a.pcap b.pcapng --port 443            # several captures, one filter
   pcapflows list - < capture.pcap                      # standard input
+  pcapflows list captures/demo.pcapng -w out.mitm      # and a mitmproxy flow file
 
 endings: fin, reset by client, reset by server, rejected (SYN answered by RST),
 no reply (SYN never answered), idle, open at end, port reused, evicted (limit)."""
@@ -55,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_read_arguments(parser)
     g = parser.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one JSON object per line instead")
+    g.add_argument(
+        "-w",
+        "--write",
+        metavar="OUT",
+        help="also write the flows to a mitmproxy flow file as they finish (- for "
+        "standard output, instead of the listing); open it with mitmproxy -r OUT",
+    )
     g.add_argument(
         "--bytes", action="store_true", help="exact byte counts instead of 1.3 KiB and the like"
     )
@@ -108,12 +118,103 @@ def row(flow: TCPFlow, exact: bool) -> list[str]:
     ]
 
 
+class _WriteFailed(Exception):
+    """An OSError of the flow file, told apart from one of standard output."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output:
+    """The flow file of ``--write``, created at the first flow (or at the end of a
+    capture without any), so that an unreadable capture leaves no file behind."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.to_stdout = target == "-"
+        self.writer: MitmWriter | None = None
+
+    def _open(self) -> MitmWriter:
+        if self.writer is None:
+            try:
+                self.writer = MitmWriter(self.target)
+            except OSError as exc:
+                why = exc.strerror or exc
+                raise CliError(
+                    f"pcapflows: error: cannot write {self.target}: {why}", EXIT_OUTPUT
+                ) from exc
+        return self.writer
+
+    def add(self, flow: TCPFlow) -> None:
+        writer = self._open()
+        if self.to_stdout:
+            writer.add(flow)  # standard output's errors go to main()
+            return
+        try:
+            writer.add(flow)
+        except OSError as exc:
+            raise _WriteFailed(exc) from exc
+
+    def writing(self, items: Iterable[Item]) -> Iterator[Item]:
+        """The items, each flow written as it finishes (before the listing's
+        re-ordering holds it back)."""
+        for item in items:
+            if item.flow is not None:
+                self.add(item.flow)
+            yield item
+
+    def close(self, complete: bool) -> int:
+        """Close the file (created now if no flow came and the read went through);
+        return how many flows it holds. Closing flushes: it can fail too."""
+        if complete:
+            self._open()
+        if self.writer is None:
+            return 0
+        try:
+            self.writer.close()
+        except OSError as exc:
+            if self.to_stdout:
+                raise
+            raise _WriteFailed(exc) from exc
+        return self.writer.count
+
+
 def run(args: argparse.Namespace) -> int:
+    """The listing, and with ``--write`` the flow file (``-``: the file only)."""
+    if args.write is None:
+        return _listing(args, Scan(args, args.captures))
+    output = _Output(args.write)
     scan = Scan(args, args.captures)
+    complete = False
+    try:
+        try:
+            items = output.writing(scan)
+            if output.to_stdout:
+                for _ in items:
+                    pass
+                report(scan)
+                code = EXIT_INTERRUPTED if scan.interrupted else EXIT_OK
+            else:
+                code = _listing(args, scan, items)
+            complete = True
+        finally:
+            # An error of standard output on its way to main() is not stopped here.
+            count = output.close(complete)
+    except _WriteFailed as exc:
+        why = exc.error.strerror or exc.error
+        raise CliError(f"pcapflows: error: cannot write {args.write}: {why}", EXIT_OUTPUT) from exc
+    if not output.to_stdout:
+        print(f"pcapflows: wrote {count} flows to {args.write}", file=sys.stderr)
+    return code
+
+
+def _listing(args: argparse.Namespace, scan: Scan, items: Iterable[Item] | None = None) -> int:
     several = len(args.captures) > 1
     out = sys.stdout
+    items = scan if items is None else items
     if args.json:
-        for label, flow in in_order(scan):
+        for label, flow in in_order(items):
             print(dumps(flow_record(flow, label, messages=False)), file=out)
     else:
         columns = (
@@ -121,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             (False, *RIGHT) if several else RIGHT,
         )
         table = Table(out, *columns)
-        for label, flow in in_order(scan):
+        for label, flow in in_order(items):
             cells = row(flow, args.bytes)
             table.add([label, *cells] if several else cells)
         table.close()

@@ -11,9 +11,10 @@ import argparse
 import sys
 from collections import Counter
 
-from pcapflows.cli.describe import ENDINGS, duration, ending, size, utc
+from pcapflows.cli.describe import ENDINGS, duration, ending, size
 from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK
 from pcapflows.cli.reading import Scan, add_read_arguments, report
+from pcapflows.output import utc
 from pcapflows.stats import PAYLOAD_BUCKETS
 
 DESCRIPTION = (

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from pcapflows.http.model import HTTPFlow, pretty_size
 from pcapflows.model.flow import Flow
-from pcapflows.output import endpoint, when
+from pcapflows.output import endpoint, utc
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -23,7 +23,7 @@ def http_line(flow: Flow) -> str:
     client = endpoint(flow.client_conn.peername)
     if isinstance(flow, HTTPFlow):
         req, resp = flow.request, flow.response
-        head = f"{when(req.timestamp_start)} {client} {req.method or '-'} {req.pretty_url}"
+        head = f"{utc(req.timestamp_start, 6)} {client} {req.method or '-'} {req.pretty_url}"
         if resp is None:
             tail = f"<< no response ({flow.error.msg})" if flow.error else "<< no response"
         else:
@@ -44,7 +44,7 @@ def http_line(flow: Flow) -> str:
         return f"{head} {tail}"
     messages = getattr(flow, "messages", [])
     server = endpoint(flow.server_conn.address)
-    start = when(flow.client_conn.timestamp_start)
+    start = utc(flow.client_conn.timestamp_start, 6)
     return f"{start} {client} -> tcp -> {server} ({len(messages)} messages)"
 
 
