@@ -1,0 +1,666 @@
+"""Flows back to packets: write a capture (pcapng or pcap) that holds the given flows.
+
+Each TCP flow becomes the packets a capture of it would hold, so that Wireshark (and
+:func:`pcapflows.read`) shows the same conversation: the three-way handshake when the
+flow saw one, data segments of at most the MSS (1460 bytes over IPv4, 1440 over IPv6)
+carrying each message's bytes at the message's timestamp, ACKs from the peer, FIN or RST
+as the flow ended, bytes the flow reports missing as segments absent from the capture,
+Ethernet framing, correct IP and TCP checksums. HTTP flows of mitmproxy files (their
+state dicts, see :func:`pcapflows.mitmfile.read_mitm_states`) become HTTP/1.1 bytes on a
+TCP connection of their own (:mod:`pcapflows.httpsynth`).
+
+Why the rules are what they are (the reader must give the flows back unchanged):
+
+* **Sequence numbers.** The initial sequence numbers come from
+  ``metadata["pcapflows"]["isn"]`` (``{"client": n, "server": n}``) when a flow has
+  them, else from a hash of the flow id: the same flow always gives the same packets.
+* **Roles.** With a handshake the SYN names the client. Without one, the reader picks
+  the server by port (well-known, else lower); when that would pick the wrong side, a
+  lone SYN-ACK from the server is written (the reader takes its receiver as the client
+  and still reports no handshake); with equal ports the client sends the first packet.
+* **Gaps.** A gap is a run of sequence numbers no packet carries. Cause ``ack`` (and
+  ``unseen``): the peer acknowledges past it, after the data that follows it, at the
+  gap's timestamp when that keeps time in order. Cause ``end`` (and ``limit``): the
+  peer never acknowledges it (its ACKs stay at the hole). Cause ``snaplen``: the
+  segment is there but cut by the snap length (captured length below the original),
+  its missing bytes counted as zeros in the checksum, which no reader can verify.
+* **Endings.** FINs as the flow's history says (``F`` client, ``f`` server, in that
+  order), at the flow's end time, each acknowledged by the peer unless a reset follows
+  or a hole stays open; a RST from the side ``rst_from`` names, at the error's time.
+  Without pcapflows metadata (a flow of mitmproxy's), a flow with an error ends with a
+  RST (from the side its message names, else the client), else with both FINs.
+* **Time.** Within a flow, no packet is earlier than the one before it (a timestamp
+  that would go back is raised to the previous one; ``0.0`` is a timestamp like any
+  other). Across flows, packets are merged by timestamp through a heap that keeps only
+  what is needed: a packet is written once its time is no later than the start of the
+  latest flow given. So the file's timestamps never go back when flows are given in the
+  order of their first packets (``read(order="first_packet")``); a flow given after one
+  that started later has its packets older than what was already written written at
+  once (counted in :attr:`CaptureWriter.out_of_order`), never delayed. The heap holds
+  only packets later than the latest start, so its size is that of the flows alive at
+  that moment, never a time window's worth. Two flows on the same addresses never mix:
+  the earlier one's packets are all written before the next one's first.
+
+Timestamps are written in nanoseconds (``if_tsresol`` 9, or the nanosecond pcap magic):
+a timestamp read from a micro- or nanosecond capture comes back exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import ipaddress
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pcapflows.closing import Closing
+from pcapflows.mitmfile import Target, _name, _open
+from pcapflows.reassembly.state import decide_client
+
+Format = Literal["pcapng", "pcap"]
+
+MSS_IPV4 = 1460
+MSS_IPV6 = 1440
+#: The peer acknowledges after this many full segments (23 KiB over IPv4): well inside
+#: the 64 KiB window every packet advertises, so no reader sees the window fill up.
+ACK_EVERY = 16
+WINDOW = 65535
+
+# TCP flags.
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+_U32 = 0xFFFFFFFF
+_ETH = struct.Struct("!6s6sH")
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
+_TCP = struct.Struct("!HHIIBBHHH")
+
+
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``.
+
+    The ones' complement sum of 16-bit words is the big-endian number the bytes spell,
+    modulo 0xFFFF (2**16 = 1 modulo 0xFFFF), which Python computes in C: far faster
+    than summing words in a loop. A zero remainder is a sum of 0xFFFF (the data here is
+    never all zeros: the pseudo-header has the protocol number), whose complement is 0.
+    """
+    if len(data) & 1:
+        data += b"\0"
+    r = int.from_bytes(data, "big") % 0xFFFF
+    return 0xFFFF - r if r else 0
+
+
+class _Side:
+    """One end of a synthesized connection: its addresses and its sequence counters."""
+
+    __slots__ = ("acked", "hole", "ip", "ip_id", "mac", "nxt", "port", "v6")
+
+    def __init__(self, host: str, port: int) -> None:
+        addr = _ip(host)
+        self.v6 = addr.version == 6
+        self.ip = addr.packed
+        self.port = port
+        # A locally administered unicast MAC derived from the address, so that each
+        # host keeps one MAC across the file (Wireshark's Ethernet conversations).
+        self.mac = b"\x02" + hashlib.sha1(self.ip).digest()[:5]
+        self.ip_id = 0
+        #: Next sequence number to send (unbounded; written modulo 2**32).
+        self.nxt = 0
+        #: What the peer acknowledges of this side: stops at a hole never acknowledged.
+        self.acked = 0
+        #: A hole in this side's bytes that the peer never acknowledged.
+        self.hole = False
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address of ``host``; a name (mitmproxy keeps the host a client asked for)
+    becomes a stable address in 198.18.0.0/15, the range RFC 2544 sets aside for
+    benchmarks, so that it can never be mistaken for a real one."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        h = int.from_bytes(hashlib.sha1(host.encode("utf-8", "replace")).digest()[:4], "big")
+        return ipaddress.IPv4Address((198 << 24) | (18 << 16) | (h & 0x1FFFF))
+
+
+class FlowSpec:
+    """Everything the packets of one connection are made from (built from a flow by
+    :func:`spec_of_tcp` or from an HTTP state by :mod:`pcapflows.httpsynth`).
+
+    ``runs`` are the messages in order: ``(from_client, [(bytes, timestamp), ...])``,
+    one run's pieces contiguous in its direction (an HTTP body may come later than its
+    head). ``gaps`` are ``(from_client, offset, length, timestamp, cause)`` as in
+    ``metadata["pcapflows"]["gaps"]``. ``fins`` lists who sent a FIN, in order (True
+    for the client); ``rst`` is ``(from_client, timestamp)``.
+    """
+
+    __slots__ = (
+        "clean",
+        "client",
+        "end",
+        "fins",
+        "flow_id",
+        "gaps",
+        "handshake",
+        "isn",
+        "rst",
+        "runs",
+        "server",
+        "setup",
+        "start",
+    )
+
+    def __init__(
+        self,
+        flow_id: str,
+        client: tuple[str, int],
+        server: tuple[str, int],
+        *,
+        handshake: bool,
+        start: float,
+        setup: float | None = None,
+        end: float | None = None,
+        runs: list[tuple[bool, list[tuple[bytes, float]]]] | None = None,
+        gaps: list[tuple[bool, int, int, float, str]] | None = None,
+        fins: list[bool] | None = None,
+        rst: tuple[bool, float] | None = None,
+        isn: tuple[int, int] | None = None,
+        clean: bool = False,
+    ) -> None:
+        self.flow_id = flow_id
+        self.client = client
+        self.server = server
+        self.handshake = handshake
+        self.start = start
+        self.setup = setup
+        self.end = end
+        self.runs = runs or []
+        self.gaps = gaps or []
+        self.fins = fins or []
+        self.rst = rst
+        self.isn = isn if isn is not None else derived_isns(flow_id)
+        #: Both FINs were acknowledged before the RST (a clean close, reset after).
+        self.clean = clean
+
+
+def derived_isns(flow_id: str) -> tuple[int, int]:
+    """The client's and server's initial sequence numbers for a flow without them in
+    its metadata: a hash of the flow id, so that writing a flow twice gives the same
+    packets."""
+    d = hashlib.sha256(flow_id.encode("utf-8", "replace")).digest()
+    return int.from_bytes(d[:4], "big"), int.from_bytes(d[4:8], "big")
+
+
+# --- from a TCP flow to its spec --------------------------------------------------------
+
+
+def _reset_side(msg: str) -> bool:
+    """Whether the RST of an error message came from the client ("... by server"
+    names the server; anything else is taken as the client's)."""
+    return "by server" not in msg
+
+
+def spec_of_tcp(flow: Any) -> FlowSpec:
+    """The spec of a TCP flow: pcapflows' own, one read from a mitmproxy file, or a
+    real ``mitmproxy.tcp.TCPFlow`` (anything with the same attributes)."""
+    cc, sc = flow.client_conn, flow.server_conn
+    client = tuple(cc.peername)[:2]
+    server_addr = sc.peername or sc.address or cc.sockname
+    server = tuple(server_addr)[:2]
+    meta = flow.metadata.get("pcapflows") if isinstance(flow.metadata, dict) else None
+    messages = flow.messages
+    first_ts = messages[0].timestamp if messages else None
+    start = cc.timestamp_start
+    if start is None or (first_ts is not None and first_ts < start):
+        start = first_ts if first_ts is not None else 0.0
+    end = cc.timestamp_end
+    error = flow.error
+    runs = [(m.from_client, [(m.content, m.timestamp)]) for m in messages]
+    gaps: list[tuple[bool, int, int, float, str]] = []
+    fins: list[bool] = []
+    rst: tuple[bool, float] | None = None
+    isn: tuple[int, int] | None = None
+    clean = False
+    if isinstance(meta, dict):
+        clean = meta.get("closed_by") == "fin"
+        handshake = bool(meta.get("handshake_seen"))
+        for g in meta.get("gaps") or ():
+            gaps.append(
+                (bool(g["from_client"]), int(g["offset"]), int(g["length"]),
+                 float(g["timestamp"]), str(g["cause"]))
+            )  # fmt: skip
+        history = str(meta.get("history", ""))
+        for letter in history:
+            if letter in "Ff" and (letter == "F") not in fins:
+                fins.append(letter == "F")
+        rst_from = meta.get("rst_from")
+        if rst_from in ("client", "server"):
+            when = error.timestamp if error is not None else end
+            rst = (rst_from == "client", when if when is not None else start)
+        elif meta.get("closed_by") == "fin" and not fins:
+            fins = [True, False]
+        given = meta.get("isn")
+        if isinstance(given, dict) and "client" in given and "server" in given:
+            isn = (int(given["client"]) & _U32, int(given["server"]) & _U32)
+    else:
+        handshake = sc.timestamp_tcp_setup is not None
+        if error is not None:
+            rst = (_reset_side(str(error.msg)), error.timestamp)
+        else:
+            fins = [True, False]
+    return FlowSpec(
+        str(flow.id),
+        (str(client[0]), int(client[1])),
+        (str(server[0]), int(server[1])),
+        handshake=handshake,
+        start=start,
+        setup=sc.timestamp_tcp_setup,
+        end=end,
+        runs=runs,
+        gaps=gaps,
+        fins=fins,
+        rst=rst,
+        isn=isn,
+        clean=clean,
+    )
+
+
+# --- from a spec to packets ---------------------------------------------------------
+
+
+class _Packets:
+    """Builds one connection's frames in order, each no earlier than the one before."""
+
+    __slots__ = ("c", "mss", "now", "out", "s")
+
+    def __init__(self, c: _Side, s: _Side) -> None:
+        self.c = c
+        self.s = s
+        self.mss = MSS_IPV6 if c.v6 else MSS_IPV4
+        self.now = float("-inf")
+        #: (timestamp, captured frame, original length)
+        self.out: list[tuple[float, bytes, int]] = []
+
+    def send(
+        self,
+        ts: float,
+        src: _Side,
+        dst: _Side,
+        flags: int,
+        payload: bytes = b"",
+        *,
+        seq: int | None = None,
+        cut: int = 0,
+        options: bytes = b"",
+    ) -> None:
+        """One packet from ``src``; ``cut`` trailing payload bytes are left out of the
+        captured frame (the snap length), though they count on the wire."""
+        if ts < self.now:
+            ts = self.now
+        self.now = ts
+        seq_no = (src.nxt if seq is None else seq) & _U32
+        ack_no = dst.acked & _U32 if flags & ACK else 0
+        hlen = 20 + len(options)
+        tcp = _TCP.pack(
+            src.port, dst.port, seq_no, ack_no, (hlen // 4) << 4, flags, WINDOW, 0, 0
+        ) + options
+        segment = tcp + payload
+        total = len(segment)
+        if src.v6:
+            pseudo = src.ip + dst.ip + struct.pack("!II", total, 6)
+        else:
+            pseudo = src.ip + dst.ip + struct.pack("!BBH", 0, 6, total)
+        csum = _checksum(pseudo + segment)
+        segment = segment[:16] + struct.pack("!H", csum) + segment[18:]
+        src.ip_id = (src.ip_id + 1) & 0xFFFF
+        if src.v6:
+            ip = _IP6.pack(0x60000000, total, 6, 64, src.ip, dst.ip)
+            eth = _ETH.pack(dst.mac, src.mac, 0x86DD)
+        else:
+            hdr = _IP4.pack(0x45, 0, 20 + total, src.ip_id, 0x4000, 64, 6, 0, src.ip, dst.ip)
+            ip = hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:]
+            eth = _ETH.pack(dst.mac, src.mac, 0x0800)
+        frame = eth + ip + segment
+        if cut:
+            self.out.append((ts, frame[: len(frame) - cut], len(frame)))
+        else:
+            self.out.append((ts, frame, len(frame)))
+        if seq is None:
+            src.nxt += len(payload) + (1 if flags & (SYN | FIN) else 0)
+            if not src.hole:
+                src.acked = src.nxt
+
+    def data(self, ts: float, src: _Side, dst: _Side, content: bytes) -> None:
+        """``content`` in segments of at most the MSS, the peer acknowledging every
+        :data:`ACK_EVERY` segments."""
+        mss = self.mss
+        n = len(content)
+        sent = 0
+        for i in range(0, n, mss):
+            end = i + mss
+            self.send(ts, src, dst, ACK | PSH if end >= n else ACK, content[i:end])
+            sent += 1
+            if sent % ACK_EVERY == 0 and end < n:
+                self.send(ts, dst, src, ACK)
+
+
+def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
+    """The frames of one connection: ``(timestamp, captured bytes, original length)``."""
+    c = _Side(*spec.client)
+    s = _Side(*spec.server)
+    if c.v6 != s.v6:
+        raise ValueError(
+            f"flow {spec.flow_id}: client {spec.client[0]} and server {spec.server[0]} "
+            "are not of the same IP version"
+        )
+    p = _Packets(c, s)
+    runs = [(fc, pieces) for fc, pieces in spec.runs if any(b for b, _ in pieces)]
+    first_ts = next((t for _, pieces in runs for b, t in pieces if b), None)
+    t0 = spec.start
+    if first_ts is not None and first_ts < t0:
+        t0 = first_ts
+    c.nxt, s.nxt = spec.isn
+    c.acked, s.acked = c.nxt, s.nxt
+    if spec.handshake:
+        mss = struct.pack("!BBH", 2, 4, p.mss)
+        p.send(t0, c, s, SYN, options=mss)
+        t_ack = spec.setup if spec.setup is not None else t0
+        if first_ts is not None and t_ack > first_ts:
+            t_ack = first_ts
+        p.send(t0, s, c, SYN | ACK, options=mss)
+        p.send(t_ack, c, s, ACK)
+    else:
+        ports = (c.port, s.port)
+        if decide_client([False, False], [False, False], None, ports) != 0:
+            # The reader would take the client for the server: a SYN-ACK says who is who.
+            p.send(t0, s, c, SYN | ACK)
+        elif c.port == s.port or not runs or not runs[0][0]:
+            p.send(t0, c, s, ACK)
+    # Gaps by direction, in stream order; offsets count from the first data byte.
+    base = (c.nxt, s.nxt)
+    gaps: tuple[list[tuple[int, int, float, str]], list[tuple[int, int, float, str]]] = ([], [])
+    for fc, off, n, ts, cause in sorted(spec.gaps, key=lambda g: g[1]):
+        if n > 0:
+            gaps[0 if fc else 1].append((off, n, ts, cause))
+    gi = [0, 0]
+    #: Gaps waiting for the peer's acknowledgment: (side index, timestamp).
+    to_ack: list[float] = []
+
+    def skip_gaps(d: int, upto: int | None) -> None:
+        """Leave out the gaps of direction ``d`` that start at or before ``upto``
+        bytes into its stream (None: all that are left)."""
+        side, peer = (c, s) if d == 0 else (s, c)
+        lst = gaps[d]
+        while gi[d] < len(lst):
+            off, n, ts, cause = lst[gi[d]]
+            pos = side.nxt - base[d]
+            if upto is not None and off > pos:
+                break
+            gi[d] += 1
+            if cause == "snaplen":
+                for i in range(0, n, p.mss):
+                    k = min(p.mss, n - i)
+                    p.send(ts, side, peer, ACK, bytes(k), cut=k)
+            elif cause in ("end", "limit"):
+                side.hole = True
+                side.nxt += n
+            else:
+                side.nxt += n
+                if not side.hole:
+                    side.acked = side.nxt
+                to_ack.append(ts)
+
+    def ack_gaps(d: int, limit: float) -> None:
+        """The peer's acknowledgment past the gaps just skipped (at the latest gap's
+        time, unless that is after ``limit``, the next packet's time)."""
+        if to_ack:
+            side, peer = (c, s) if d == 0 else (s, c)
+            t = max(to_ack)
+            to_ack.clear()
+            p.send(min(max(t, p.now), limit), peer, side, ACK)
+
+    for i, (fc, pieces) in enumerate(runs):
+        d = 0 if fc else 1
+        src, dst = (c, s) if fc else (s, c)
+        skip_gaps(d, src.nxt - base[d])
+        for content, ts in pieces:
+            if content:
+                p.data(ts, src, dst, content)
+        nxt = runs[i + 1] if i + 1 < len(runs) else None
+        next_ts = nxt[1][0][1] if nxt is not None else float("inf")
+        if to_ack:
+            ack_gaps(d, max(next_ts, p.now))
+        elif nxt is None or nxt[0] == fc:
+            p.send(p.now, dst, src, ACK)
+    for d in (0, 1):
+        skip_gaps(d, None)
+        ack_gaps(d, float("inf"))
+    # The end.
+    end = spec.end if spec.end is not None else p.now
+    rst_ts = spec.rst[1] if spec.rst is not None else None
+    fin_ts = end if rst_ts is None else min(end, rst_ts)
+    for k, fc in enumerate(spec.fins):
+        src, dst = (c, s) if fc else (s, c)
+        p.send(fin_ts, src, dst, FIN | ACK)
+        last = k == len(spec.fins) - 1
+        if (last or spec.fins[k + 1] == fc) and (spec.rst is None or spec.clean):
+            p.send(fin_ts, dst, src, ACK)
+    if spec.rst is not None:
+        fc, ts = spec.rst
+        src, dst = (c, s) if fc else (s, c)
+        p.send(ts, src, dst, RST | ACK)
+    elif end > p.now:
+        # The connection's last packet was later (an ACK, a keep-alive): keep its time.
+        p.send(end, c, s, ACK)
+    return p.out
+
+
+# --- the file formats -----------------------------------------------------------------
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 4)
+
+
+def _pcapng_header() -> bytes:
+    shb_body = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+    app = _pad4(b"pcapflows")
+    opts = struct.pack("<HH", 4, 9) + app + struct.pack("<HH", 0, 0)  # shb_userappl
+    shb_len = 12 + len(shb_body) + len(opts)
+    shb = struct.pack("<II", 0x0A0D0D0A, shb_len) + shb_body + opts + struct.pack("<I", shb_len)
+    idb_opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)  # if_tsresol: ns
+    idb_len = 20 + len(idb_opts)
+    idb = struct.pack("<IIHHI", 1, idb_len, 1, 0, 0) + idb_opts + struct.pack("<I", idb_len)
+    return shb + idb
+
+
+def _pcap_header() -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+
+
+def _split_ns(ts: float) -> tuple[int, int]:
+    """Seconds and nanoseconds of a timestamp, so that the reader's ``sec + ns / 1e9``
+    gives the same float back (``ts - sec`` is exact)."""
+    if not ts >= 0.0:
+        raise ValueError(f"timestamp {ts!r} is before 1970: a capture cannot hold it")
+    sec = int(ts)
+    ns = round((ts - sec) * 1e9)
+    if ns >= 1_000_000_000:
+        sec, ns = sec + 1, ns - 1_000_000_000
+    return sec, ns
+
+
+class CaptureWriter(Closing):
+    """Writes flows to a capture one at a time (see :func:`write_capture`).
+
+    ``count`` is the number of flows written, ``packets`` the number of packets,
+    ``skipped`` the flows passed over by type (``{"udp": 2}``), ``out_of_order`` the
+    packets written after a later one because their flow came late (see the module
+    docstring). Packets wait in a heap until no flow still to come can start before
+    them; :meth:`close` writes what waits and closes a file it opened.
+    """
+
+    def __init__(self, file: Target, format: Format = "pcapng") -> None:
+        if format not in ("pcapng", "pcap"):
+            raise ValueError(f"format must be 'pcapng' or 'pcap', not {format!r}")
+        self.name = _name(file, "<stdout>")
+        self.format: Format = format
+        self.count = 0
+        self.packets = 0
+        self.out_of_order = 0
+        self.skipped: Counter[str] = Counter()
+        self._fp, self._owned = _open(file, "wb")
+        self._closed = False
+        self._heap: list[tuple[float, int, bytes, int, bytes, tuple[bytes, ...]]] = []
+        self._order = 0
+        self._mark = float("-inf")
+        self._last = float("-inf")
+        self._pending: dict[tuple[bytes, ...], int] = {}
+        self._buf: list[bytes] = []
+        self._buffered = 0
+        self._write(_pcapng_header() if format == "pcapng" else _pcap_header())
+
+    # Writing in blocks of some 256 KiB: one write call per packet would cost more than
+    # building the packet.
+    def _write(self, b: bytes) -> None:
+        self._buf.append(b)
+        self._buffered += len(b)
+        if self._buffered >= 1 << 18:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._fp.write(b"".join(self._buf))
+            self._buf = []
+            self._buffered = 0
+
+    def add(self, flow: Any) -> bool:
+        """Write one flow (TCP flow object, or a flow state dict of a mitmproxy file);
+        return whether it was written (other flow types are counted in ``skipped``)."""
+        if self._closed:
+            raise ValueError(f"write to a closed CaptureWriter ({self.name})")
+        spec = self._spec(flow)
+        if spec is None:
+            return False
+        self.add_spec(spec)
+        return True
+
+    def _spec(self, flow: Any) -> FlowSpec | None:
+        kind = flow.get("type") if isinstance(flow, dict) else getattr(flow, "type", None)
+        if kind == "tcp":
+            if isinstance(flow, dict):
+                from pcapflows.model.tcp import TCPFlow
+
+                flow = TCPFlow.from_state(flow)
+            return spec_of_tcp(flow)
+        if kind == "http":
+            from pcapflows.httpsynth import spec_of_http
+
+            state = flow if isinstance(flow, dict) else flow.get_state()
+            return spec_of_http(state)
+        self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
+        return None
+
+    def add_spec(self, spec: FlowSpec) -> None:
+        """Write the packets of one connection described by ``spec``."""
+        frames = packets(spec)
+        if not frames:
+            return
+        self.count += 1
+        a = _ip(spec.client[0]).packed + spec.client[1].to_bytes(2, "big")
+        b = _ip(spec.server[0]).packed + spec.server[1].to_bytes(2, "big")
+        key = (a, b) if a <= b else (b, a)
+        heap = self._heap
+        if self._pending.get(key):
+            # An earlier flow on the same addresses still waits: all of it goes first.
+            while self._pending.get(key):
+                self._pop()
+        comment = _pad4(spec.flow_id.encode("utf-8", "replace"))
+        clen = len(spec.flow_id.encode("utf-8", "replace"))
+        opt = struct.pack("<HH", 1, clen) + comment + struct.pack("<HH", 0, 0)
+        start = frames[0][0]
+        for ts, frame, orig in frames:
+            self._order += 1
+            heapq.heappush(heap, (ts, self._order, frame, orig, opt, key))
+        self._pending[key] = self._pending.get(key, 0) + len(frames)
+        if start > self._mark:
+            self._mark = start
+        mark = self._mark
+        while heap and heap[0][0] <= mark:
+            self._pop()
+
+    def _pop(self) -> None:
+        ts, _, frame, orig, opt, key = heapq.heappop(self._heap)
+        left = self._pending[key] - 1
+        if left:
+            self._pending[key] = left
+        else:
+            del self._pending[key]
+        if ts < self._last:
+            self.out_of_order += 1
+        else:
+            self._last = ts
+        sec, ns = _split_ns(ts)
+        cap = len(frame)
+        if self.format == "pcapng":
+            ticks = sec * 1_000_000_000 + ns
+            body = _pad4(frame)
+            blen = 32 + len(body) + len(opt)
+            self._write(
+                struct.pack("<IIIIIII", 6, blen, 0, ticks >> 32, ticks & _U32, cap, orig)
+                + body
+                + opt
+                + struct.pack("<I", blen)
+            )
+        else:
+            if sec > _U32:
+                raise ValueError(f"timestamp {ts!r} is after 2106: use pcapng")
+            self._write(struct.pack("<IIII", sec, ns, cap, orig) + frame)
+        self.packets += 1
+
+    def close(self) -> None:
+        """Write the packets still waiting, flush, and close a file this writer opened."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            while self._heap:
+                self._pop()
+            self._flush()
+            self._fp.flush()
+        finally:
+            if self._owned:
+                self._fp.close()
+
+
+def write_capture(flows: Iterable[Any], file: Target, format: Format = "pcapng") -> int:
+    """Write ``flows`` as a capture; return the number of flows written.
+
+    ``flows``: pcapflows or mitmproxy TCP flows, and flow state dicts of a mitmproxy
+    file (:func:`pcapflows.mitmfile.read_mitm_states`; HTTP flows become HTTP/1.1 on a
+    connection of their own, other types are skipped). ``file``: a path, ``"-"`` for
+    standard output, or a binary file object (left open). ``format``: ``"pcapng"`` (one
+    interface, Ethernet, nanosecond timestamps, the flow id as each packet's comment) or
+    ``"pcap"`` (nanosecond pcap). Flows are written as they come; the module docstring
+    gives the synthesis rules and the packet order. ``ValueError`` for a flow that
+    cannot be written (addresses of two IP versions, a timestamp before 1970).
+    """
+    with CaptureWriter(file, format) as writer:
+        for flow in flows:
+            writer.add(flow)
+        return writer.count
+
+
+__all__ = [
+    "ACK_EVERY",
+    "MSS_IPV4",
+    "MSS_IPV6",
+    "CaptureWriter",
+    "FlowSpec",
+    "derived_isns",
+    "packets",
+    "spec_of_tcp",
+    "write_capture",
+]
