@@ -164,6 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     reader of a pipe went away (quietly, exit 141). The output is flushed here, inside
     the guard, so that neither failure is left for the interpreter's exit to report.
     """
+    args_given = list(sys.argv[1:] if argv is None else argv)
+    if args_given[:1] == ["convert"]:
+        # ``pcapflows convert``: its own parser (pcapflows/convert.py) until the command
+        # line has subcommands.
+        from pcapflows.convert import main as convert_main
+
+        try:
+            code = convert_main(args_given[1:])
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            _detach_stdout()
+            return EXIT_BROKEN_PIPE
+        return code
     try:
         try:
             code = _run(argv)

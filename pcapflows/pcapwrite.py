@@ -140,11 +140,13 @@ class FlowSpec:
         "clean",
         "client",
         "end",
+        "fin_acked",
         "fins",
         "flow_id",
         "gaps",
         "handshake",
         "isn",
+        "opening",
         "rst",
         "runs",
         "server",
@@ -168,6 +170,8 @@ class FlowSpec:
         rst: tuple[bool, float] | None = None,
         isn: tuple[int, int] | None = None,
         clean: bool = False,
+        fin_acked: bool = True,
+        opening: tuple[bool, bool] | None = None,
     ) -> None:
         self.flow_id = flow_id
         self.client = client
@@ -183,6 +187,11 @@ class FlowSpec:
         self.isn = isn if isn is not None else derived_isns(flow_id)
         #: Both FINs were acknowledged before the RST (a clean close, reset after).
         self.clean = clean
+        #: The last FIN was acknowledged (else the connection was still closing).
+        self.fin_acked = fin_acked
+        #: Whether the client's SYN and the server's SYN-ACK are written (by default
+        #: both when ``handshake``, else neither).
+        self.opening = opening if opening is not None else (handshake, handshake)
 
 
 def derived_isns(flow_id: str) -> tuple[int, int]:
@@ -223,8 +232,11 @@ def spec_of_tcp(flow: Any) -> FlowSpec:
     rst: tuple[bool, float] | None = None
     isn: tuple[int, int] | None = None
     clean = False
+    fin_acked = True
+    opening: tuple[bool, bool] | None = None
     if isinstance(meta, dict):
         clean = meta.get("closed_by") == "fin"
+        fin_acked = meta.get("closed_by") in ("fin", "rst")
         handshake = bool(meta.get("handshake_seen"))
         for g in meta.get("gaps") or ():
             gaps.append(
@@ -232,6 +244,7 @@ def spec_of_tcp(flow: Any) -> FlowSpec:
                  float(g["timestamp"]), str(g["cause"]))
             )  # fmt: skip
         history = str(meta.get("history", ""))
+        opening = (handshake or "S" in history, handshake or "h" in history)
         for letter in history:
             if letter in "Ff" and (letter == "F") not in fins:
                 fins.append(letter == "F")
@@ -264,6 +277,8 @@ def spec_of_tcp(flow: Any) -> FlowSpec:
         rst=rst,
         isn=isn,
         clean=clean,
+        fin_acked=fin_acked,
+        opening=opening,
     )
 
 
@@ -363,21 +378,26 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
         t0 = first_ts
     c.nxt, s.nxt = spec.isn
     c.acked, s.acked = c.nxt, s.nxt
-    if spec.handshake:
-        mss = struct.pack("!BBH", 2, 4, p.mss)
+    syn, synack = spec.opening
+    mss = struct.pack("!BBH", 2, 4, p.mss)
+    if syn and synack:
         p.send(t0, c, s, SYN, options=mss)
         t_ack = spec.setup if spec.setup is not None else t0
         if first_ts is not None and t_ack > first_ts:
             t_ack = first_ts
         p.send(t0, s, c, SYN | ACK, options=mss)
         p.send(t_ack, c, s, ACK)
+    elif syn:
+        p.send(t0, c, s, SYN, options=mss)
+    elif synack:
+        p.send(t0, s, c, SYN | ACK, options=mss)
+    elif decide_client([False, False], [False, False], None, (c.port, s.port)) != 0:
+        # The reader would take the client for the server: a SYN-ACK says who is who.
+        p.send(t0, s, c, SYN | ACK)
     else:
-        ports = (c.port, s.port)
-        if decide_client([False, False], [False, False], None, ports) != 0:
-            # The reader would take the client for the server: a SYN-ACK says who is who.
-            p.send(t0, s, c, SYN | ACK)
-        elif c.port == s.port or not runs or not runs[0][0]:
-            p.send(t0, c, s, ACK)
+        # The connection's first packet (its time is the flow's start), from the client
+        # (with equal ports, the first sender is taken as the client).
+        p.send(t0, c, s, ACK)
     # Gaps by direction, in stream order; offsets count from the first data byte.
     base = (c.nxt, s.nxt)
     gaps: tuple[list[tuple[int, int, float, str]], list[tuple[int, int, float, str]]] = ([], [])
@@ -385,18 +405,18 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
         if n > 0:
             gaps[0 if fc else 1].append((off, n, ts, cause))
     gi = [0, 0]
-    #: Gaps waiting for the peer's acknowledgment: (side index, timestamp).
-    to_ack: list[float] = []
+    #: Per direction, the times of gaps waiting for the peer's acknowledgment.
+    to_ack: tuple[list[float], list[float]] = ([], [])
 
-    def skip_gaps(d: int, upto: int | None) -> None:
-        """Leave out the gaps of direction ``d`` that start at or before ``upto``
-        bytes into its stream (None: all that are left)."""
+    def skip_gaps(d: int, upto: int | None, until: float = float("inf")) -> None:
+        """Leave out the gaps of direction ``d`` that start at or before ``upto`` bytes
+        into its stream (None: all that are left) and are not later than ``until``."""
         side, peer = (c, s) if d == 0 else (s, c)
         lst = gaps[d]
         while gi[d] < len(lst):
             off, n, ts, cause = lst[gi[d]]
             pos = side.nxt - base[d]
-            if upto is not None and off > pos:
+            if (upto is not None and off > max(pos, upto)) or ts > until:
                 break
             gi[d] += 1
             if cause == "snaplen":
@@ -410,32 +430,43 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
                 side.nxt += n
                 if not side.hole:
                     side.acked = side.nxt
-                to_ack.append(ts)
+                to_ack[d].append(ts)
 
     def ack_gaps(d: int, limit: float) -> None:
-        """The peer's acknowledgment past the gaps just skipped (at the latest gap's
-        time, unless that is after ``limit``, the next packet's time)."""
-        if to_ack:
+        """The peer's acknowledgment past the gaps just left out, at the latest one's
+        time, unless that is after ``limit`` (the next packet's time)."""
+        if to_ack[d]:
             side, peer = (c, s) if d == 0 else (s, c)
-            t = max(to_ack)
-            to_ack.clear()
+            t = max(to_ack[d])
+            to_ack[d].clear()
             p.send(min(max(t, p.now), limit), peer, side, ACK)
 
     for i, (fc, pieces) in enumerate(runs):
         d = 0 if fc else 1
         src, dst = (c, s) if fc else (s, c)
+        t_run = pieces[0][1]
+        # The other direction's gaps that were given up on before this run...
+        skip_gaps(1 - d, (dst.nxt - base[1 - d]), t_run)
+        ack_gaps(1 - d, t_run)
+        # ...and this direction's, acknowledged before the data when they were then.
         skip_gaps(d, src.nxt - base[d])
+        if to_ack[d] and max(to_ack[d]) <= t_run:
+            ack_gaps(d, t_run)
         for content, ts in pieces:
             if content:
                 p.data(ts, src, dst, content)
         nxt = runs[i + 1] if i + 1 < len(runs) else None
         next_ts = nxt[1][0][1] if nxt is not None else float("inf")
-        if to_ack:
+        if to_ack[d]:
             ack_gaps(d, max(next_ts, p.now))
         elif nxt is None or nxt[0] == fc:
             p.send(p.now, dst, src, ACK)
-    for d in (0, 1):
-        skip_gaps(d, None)
+    # Gaps after the last data, in time order.
+    while gi[0] < len(gaps[0]) or gi[1] < len(gaps[1]):
+        d = min(
+            (dd for dd in (0, 1) if gi[dd] < len(gaps[dd])), key=lambda dd: gaps[dd][gi[dd]][2]
+        )
+        skip_gaps(d, None, gaps[d][gi[d]][2])
         ack_gaps(d, float("inf"))
     # The end.
     end = spec.end if spec.end is not None else p.now
@@ -444,13 +475,16 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
     for k, fc in enumerate(spec.fins):
         src, dst = (c, s) if fc else (s, c)
         p.send(fin_ts, src, dst, FIN | ACK)
-        last = k == len(spec.fins) - 1
-        if (last or spec.fins[k + 1] == fc) and (spec.rst is None or spec.clean):
+        if k + 1 < len(spec.fins) and spec.fins[k + 1] != fc:
+            continue  # the peer's FIN acknowledges this one
+        if spec.fin_acked and (spec.rst is None or spec.clean):
             p.send(fin_ts, dst, src, ACK)
     if spec.rst is not None:
         fc, ts = spec.rst
         src, dst = (c, s) if fc else (s, c)
         p.send(ts, src, dst, RST | ACK)
+        if end > p.now:
+            p.send(end, dst, src, ACK)
     elif end > p.now:
         # The connection's last packet was later (an ACK, a keep-alive): keep its time.
         p.send(end, c, s, ACK)
@@ -470,10 +504,20 @@ def _pcapng_header() -> bytes:
     opts = struct.pack("<HH", 4, 9) + app + struct.pack("<HH", 0, 0)  # shb_userappl
     shb_len = 12 + len(shb_body) + len(opts)
     shb = struct.pack("<II", 0x0A0D0D0A, shb_len) + shb_body + opts + struct.pack("<I", shb_len)
-    idb_opts = struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0)  # if_tsresol: ns
+    return shb + _idb(9)
+
+
+def _idb(tsresol: int) -> bytes:
+    """An Ethernet interface whose timestamps count 10**-tsresol seconds."""
+    idb_opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HH", 0, 0)
     idb_len = 20 + len(idb_opts)
-    idb = struct.pack("<IIHHI", 1, idb_len, 1, 0, 0) + idb_opts + struct.pack("<I", idb_len)
-    return shb + idb
+    return struct.pack("<IIHHI", 1, idb_len, 1, 0, 0) + idb_opts + struct.pack("<I", idb_len)
+
+
+#: Nanoseconds since 1970 fit a pcapng timestamp until 2554; later ones (a damaged
+#: capture's) go to a second interface counting microseconds, added when first needed.
+_NS_LIMIT = 1 << 64
+_US_LIMIT = float(1 << 64) / 1e6
 
 
 def _pcap_header() -> bytes:
@@ -520,6 +564,7 @@ class CaptureWriter(Closing):
         self._pending: dict[tuple[bytes, ...], int] = {}
         self._buf: list[bytes] = []
         self._buffered = 0
+        self._us_interface = False
         self._write(_pcapng_header() if format == "pcapng" else _pcap_header())
 
     # Writing in blocks of some 256 KiB: one write call per packet would cost more than
@@ -580,6 +625,13 @@ class CaptureWriter(Closing):
         comment = _pad4(spec.flow_id.encode("utf-8", "replace"))
         clen = len(spec.flow_id.encode("utf-8", "replace"))
         opt = struct.pack("<HH", 1, clen) + comment + struct.pack("<HH", 0, 0)
+        limit = _US_LIMIT if self.format == "pcapng" else float(_U32 + 1)
+        for ts, _, _ in frames:
+            if not 0.0 <= ts < limit:
+                raise ValueError(
+                    f"flow {spec.flow_id}: timestamp {ts!r} cannot be written in {self.format}"
+                    + (" (use pcapng)" if self.format == "pcap" and ts > 0 else "")
+                )
         start = frames[0][0]
         for ts, frame, orig in frames:
             self._order += 1
@@ -606,17 +658,22 @@ class CaptureWriter(Closing):
         cap = len(frame)
         if self.format == "pcapng":
             ticks = sec * 1_000_000_000 + ns
+            iface = 0
+            if ticks >= _NS_LIMIT:
+                if not self._us_interface:
+                    self._us_interface = True
+                    self._write(_idb(6))
+                iface = 1
+                ticks = sec * 1_000_000 + round(ns / 1000)
             body = _pad4(frame)
             blen = 32 + len(body) + len(opt)
             self._write(
-                struct.pack("<IIIIIII", 6, blen, 0, ticks >> 32, ticks & _U32, cap, orig)
+                struct.pack("<IIIIIII", 6, blen, iface, ticks >> 32, ticks & _U32, cap, orig)
                 + body
                 + opt
                 + struct.pack("<I", blen)
             )
         else:
-            if sec > _U32:
-                raise ValueError(f"timestamp {ts!r} is after 2106: use pcapng")
             self._write(struct.pack("<IIII", sec, ns, cap, orig) + frame)
         self.packets += 1
 
