@@ -318,17 +318,30 @@ class _Packets:
         seq_no = (src.nxt if seq is None else seq) & _U32
         ack_no = dst.acked & _U32 if flags & ACK else 0
         hlen = 20 + len(options)
-        tcp = _TCP.pack(
-            src.port, dst.port, seq_no, ack_no, (hlen // 4) << 4, flags, WINDOW, 0, 0
-        ) + options
-        segment = tcp + payload
-        total = len(segment)
-        if src.v6:
-            pseudo = src.ip + dst.ip + struct.pack("!II", total, 6)
+        off = (hlen // 4) << 4
+        total = hlen + len(payload)
+        # The checksum of pseudo-header, header and payload, summed apart: each part
+        # but the payload has an even length, so their sums modulo 0xFFFF add up.
+        if payload:
+            r = int.from_bytes(payload + b"\0" if len(payload) & 1 else payload, "big")
         else:
-            pseudo = src.ip + dst.ip + struct.pack("!BBH", 0, 6, total)
-        csum = _checksum(pseudo + segment)
-        segment = segment[:16] + struct.pack("!H", csum) + segment[18:]
+            r = 0
+        r += (
+            int.from_bytes(src.ip + dst.ip, "big")
+            + 6
+            + total
+            + (src.port << 48 | dst.port << 32 | seq_no)
+            + (ack_no << 32 | off << 24 | flags << 16 | WINDOW)
+        )
+        if options:
+            r += int.from_bytes(options, "big")
+        r %= 0xFFFF
+        csum = 0xFFFF - r if r else 0
+        segment = (
+            _TCP.pack(src.port, dst.port, seq_no, ack_no, off, flags, WINDOW, csum, 0)
+            + options
+            + payload
+        )
         src.ip_id = (src.ip_id + 1) & 0xFFFF
         if src.v6:
             ip = _IP6.pack(0x60000000, total, 6, 64, src.ip, dst.ip)
