@@ -73,7 +73,7 @@ def output_format(output: Target, format: str | None) -> OutputFormat:
     if format is not None:
         if format not in FORMATS:
             raise ValueError(f"unknown output format {format!r} (pcapng, pcap or mitm)")
-        return cast(OutputFormat, format)
+        return format
     if isinstance(output, (str, os.PathLike)):
         ext = os.path.splitext(os.fspath(output))[1].lower()
         if ext in _EXTENSIONS:

@@ -45,9 +45,7 @@ def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
 
 
 def _chunked(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(
-        k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in headers
-    )
+    return any(k.lower() == b"transfer-encoding" and b"chunked" in v.lower() for k, v in headers)
 
 
 def _message(

@@ -476,9 +476,7 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
             p.send(p.now, dst, src, ACK)
     # Gaps after the last data, in time order.
     while gi[0] < len(gaps[0]) or gi[1] < len(gaps[1]):
-        d = min(
-            (dd for dd in (0, 1) if gi[dd] < len(gaps[dd])), key=lambda dd: gaps[dd][gi[dd]][2]
-        )
+        d = min((dd for dd in (0, 1) if gi[dd] < len(gaps[dd])), key=lambda dd: gaps[dd][gi[dd]][2])
         skip_gaps(d, None, gaps[d][gi[d]][2])
         ack_gaps(d, float("inf"))
     # The end.

@@ -7,7 +7,6 @@ own test helpers make, so the input is exactly what a mitmproxy user has.
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +21,9 @@ from tests.tcptable import CAPTURES, require_tshark
 
 pytest.importorskip("mitmproxy")
 
-from mitmproxy import http  # noqa: E402
-from mitmproxy import io as mio  # noqa: E402
-from mitmproxy.test import tflow  # noqa: E402
+from mitmproxy import http
+from mitmproxy import io as mio
+from mitmproxy.test import tflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,18 +99,28 @@ def test_http_flows_in_tshark(mitm_file: tuple[Path, list[object]], tmp_path: Pa
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "wrote 5 flows" in res.stderr and "skipped 1 udp" in res.stderr
-    reqs = _fields(out, ["http.request.method", "http.request.uri", "http.file_data"], "http.request")
+    reqs = _fields(
+        out, ["http.request.method", "http.request.uri", "http.file_data"], "http.request"
+    )
     resps = _fields(out, ["http.response.code", "http.file_data"], "http.response")
     http_flows = [f for f in flows if isinstance(f, http.HTTPFlow)]
 
     def h(b: bytes) -> str:
         return hashlib.sha256(b).hexdigest()
 
-    want_req = sorted((f.request.method, f.request.path, h(f.request.content or b"")) for f in http_flows)
-    got_req = sorted((m, u, h(body.encode("latin-1"))) for m, u, body in ((r + [""] * 3)[:3] for r in reqs) if m)
+    want_req = sorted(
+        (f.request.method, f.request.path, h(f.request.content or b"")) for f in http_flows
+    )
+    got_req = sorted(
+        (m, u, h(body.encode("latin-1"))) for m, u, body in ((r + [""] * 3)[:3] for r in reqs) if m
+    )
     assert got_req == want_req
-    want_resp = sorted((str(f.response.status_code), h(f.response.content or b"")) for f in http_flows)
-    got_resp = sorted((c, h(body.encode("latin-1"))) for c, body in ((r + [""] * 2)[:2] for r in resps))
+    want_resp = sorted(
+        (str(f.response.status_code), h(f.response.content or b"")) for f in http_flows
+    )
+    got_resp = sorted(
+        (c, h(body.encode("latin-1"))) for c, body in ((r + [""] * 2)[:2] for r in resps)
+    )
     assert got_resp == want_resp
     ws = _fields(
         out,
@@ -130,10 +139,11 @@ def test_http_flows_in_tshark(mitm_file: tuple[Path, list[object]], tmp_path: Pa
     close = [r[3:] for r in ws if r[0] == "8"]
     assert close == [[str(wsflow.websocket.close_code), wsflow.websocket.close_reason]]
     # The TCP flow comes back byte for byte through pcapflows' own reader.
-    tcp = [f for f in flows if getattr(f, "type", "") == "tcp"][0]
+    tcp = next(f for f in flows if getattr(f, "type", "") == "tcp")
     back = [f for f in pcapflows.read(out, warn=False) if f.client_conn.peername[1] == 40004]
     assert [m.get_state() for m in back[0].messages] == [
-        (m.from_client, m.content, m.timestamp) for m in tcp.messages  # type: ignore[attr-defined]
+        (m.from_client, m.content, m.timestamp)
+        for m in tcp.messages  # type: ignore[attr-defined]
     ]
 
 
@@ -208,10 +218,14 @@ def test_many_flows_bounded_memory(tmp_path: Path) -> None:
             for i in range(n):
                 s = dict(template)
                 s["id"] = f"00000000-0000-4000-8000-{i:012d}"
-                s["client_conn"] = dict(s["client_conn"], peername=(f"10.0.{i >> 8 & 255}.{i & 255}", 1024 + i % 60000))
+                s["client_conn"] = dict(
+                    s["client_conn"], peername=(f"10.0.{i >> 8 & 255}.{i & 255}", 1024 + i % 60000)
+                )
                 t = 1e9 + i * 0.01
                 s["request"] = dict(s["request"], timestamp_start=t, timestamp_end=t + 0.001)
-                s["response"] = dict(s["response"], timestamp_start=t + 0.002, timestamp_end=t + 0.003)
+                s["response"] = dict(
+                    s["response"], timestamp_start=t + 0.002, timestamp_end=t + 0.003
+                )
                 tnetstring.dump(s, f)
 
     code = (

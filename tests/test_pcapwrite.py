@@ -109,7 +109,9 @@ def flows(draw: Any) -> list[tuple[TCPFlow, tuple[Any, ...]]]:
             content = bytes((i * 37 + j) & 0xFF for j in range(size))
             msgs.append((fc, content, _ts(t, base), gap))
             seen[d] = seen[d] or size > 0
-        ending = draw(st.sampled_from(["fin", "fin_client", "fin_server", "rst_c", "rst_s", "open"]))
+        ending = draw(
+            st.sampled_from(["fin", "fin_client", "fin_server", "rst_c", "rst_s", "open"])
+        )
         t += draw(st.sampled_from([0, 5000]))
         end = _ts(t, base)
         # The flow as read() would give it...
@@ -293,7 +295,7 @@ def tshark_check(
         frame, messages, malformed, tcp_ok, ip_ok, severities = fields
         if malformed or "0" in tcp_ok.split("|") or "0" in ip_ok.split("|"):
             bad.append(line)
-        for msg, sev in zip(messages.split("|"), severities.split("|")):
+        for msg, sev in zip(messages.split("|"), severities.split("|"), strict=False):
             # Wireshark's severities: 0x600000 warning, 0x800000 error.
             if sev and int(sev, 0) >= 0x600000 and msg not in allow:
                 bad.append(f"frame {frame}: {msg}")
