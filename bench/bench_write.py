@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_core  # noqa: E402
+import bench_core
 
-import pcapflows  # noqa: E402
-from pcapflows.pcapwrite import CaptureWriter  # noqa: E402
+import pcapflows
+from pcapflows.pcapwrite import CaptureWriter
 
 
 def _key(flow: pcapflows.TCPFlow) -> tuple[object, ...]:
