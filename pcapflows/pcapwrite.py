@@ -76,6 +76,11 @@ _ETH = struct.Struct("!6s6sH")
 _IP4 = struct.Struct("!BBHHHBBH4s4s")
 _IP6 = struct.Struct("!IHBB16s16s")
 _TCP = struct.Struct("!HHIIBBHHH")
+#: The IPv4 header words that never change here: 0x4500, 0x4000 (DF), TTL 64 and TCP.
+_EPB = struct.Struct("<IIIIIII")
+_U32LE = struct.Struct("<I")
+_PCAP_REC = struct.Struct("<IIII")
+_IP4_FIXED = 0x4500 + 0x4000 + (64 << 8 | 6)
 
 
 def _checksum(data: bytes) -> int:
@@ -95,13 +100,17 @@ def _checksum(data: bytes) -> int:
 class _Side:
     """One end of a synthesized connection: its addresses and its sequence counters."""
 
-    __slots__ = ("acked", "hole", "ip", "ip_id", "mac", "nxt", "port", "v6")
+    __slots__ = ("acked", "eth", "hole", "ip", "ip_id", "ipsum", "mac", "nxt", "port", "v6")
 
     def __init__(self, host: str, port: int) -> None:
         addr = _ip(host)
         self.v6 = addr.version == 6
         self.ip = addr.packed
+        #: The address as one number: its 16-bit words' sum, modulo 0xFFFF (checksums).
+        self.ipsum = int.from_bytes(self.ip, "big")
         self.port = port
+        #: The Ethernet header of this side's frames (set once the peer is known).
+        self.eth = b""
         # A locally administered unicast MAC derived from the address, so that each
         # host keeps one MAC across the file (Wireshark's Ethernet conversations).
         self.mac = b"\x02" + hashlib.sha1(self.ip).digest()[:5]
@@ -327,7 +336,8 @@ class _Packets:
         else:
             r = 0
         r += (
-            int.from_bytes(src.ip + dst.ip, "big")
+            src.ipsum
+            + dst.ipsum
             + 6
             + total
             + (src.port << 48 | dst.port << 32 | seq_no)
@@ -342,14 +352,17 @@ class _Packets:
             + options
             + payload
         )
-        src.ip_id = (src.ip_id + 1) & 0xFFFF
+        src.ip_id = ip_id = (src.ip_id + 1) & 0xFFFF
+        eth = src.eth
         if src.v6:
             ip = _IP6.pack(0x60000000, total, 6, 64, src.ip, dst.ip)
-            eth = _ETH.pack(dst.mac, src.mac, 0x86DD)
         else:
-            hdr = _IP4.pack(0x45, 0, 20 + total, src.ip_id, 0x4000, 64, 6, 0, src.ip, dst.ip)
-            ip = hdr[:10] + struct.pack("!H", _checksum(hdr)) + hdr[12:]
-            eth = _ETH.pack(dst.mac, src.mac, 0x0800)
+            # The header's checksum from its words' sum: version and length, flags (DF),
+            # TTL and protocol, the addresses, then what changes (length and id).
+            r = (_IP4_FIXED + src.ipsum + dst.ipsum + 20 + total + ip_id) % 0xFFFF
+            ip = _IP4.pack(
+                0x45, 0, 20 + total, ip_id, 0x4000, 64, 6, 0xFFFF - r if r else 0, src.ip, dst.ip
+            )
         frame = eth + ip + segment
         if cut:
             self.out.append((ts, frame[: len(frame) - cut], len(frame)))
@@ -383,6 +396,9 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
             f"flow {spec.flow_id}: client {spec.client[0]} and server {spec.server[0]} "
             "are not of the same IP version"
         )
+    kind = 0x86DD if c.v6 else 0x0800
+    c.eth = _ETH.pack(s.mac, c.mac, kind)
+    s.eth = _ETH.pack(c.mac, s.mac, kind)
     p = _Packets(c, s)
     runs = [(fc, pieces) for fc, pieces in spec.runs if any(b for b, _ in pieces)]
     first_ts = next((t for _, pieces in runs for b, t in pieces if b), None)
@@ -547,6 +563,18 @@ def _split_ns(ts: float) -> tuple[int, int]:
     return sec, ns
 
 
+class _Waiting:
+    """A flow's packets not yet written (``next`` is the first of them)."""
+
+    __slots__ = ("frames", "key", "next", "opt")
+
+    def __init__(self, frames: list[tuple[float, bytes, int]], opt: bytes, key: tuple[bytes, ...]):
+        self.frames = frames
+        self.opt = opt
+        self.key = key
+        self.next = 0
+
+
 class CaptureWriter(Closing):
     """Writes flows to a capture one at a time (see :func:`write_capture`).
 
@@ -568,7 +596,10 @@ class CaptureWriter(Closing):
         self.skipped: Counter[str] = Counter()
         self._fp, self._owned = _open(file, "wb")
         self._closed = False
-        self._heap: list[tuple[float, int, bytes, int, bytes, tuple[bytes, ...]]] = []
+        # One entry per flow with packets waiting: (time of its next packet, the order
+        # in which flows came, the flow): a merge of the flows' own ordered packets, one
+        # heap operation per packet.
+        self._heap: list[tuple[float, int, _Waiting]] = []
         self._order = 0
         self._mark = float("-inf")
         self._last = float("-inf")
@@ -644,10 +675,9 @@ class CaptureWriter(Closing):
                     + (" (use pcapng)" if self.format == "pcap" and ts > 0 else "")
                 )
         start = frames[0][0]
-        for ts, frame, orig in frames:
-            self._order += 1
-            heapq.heappush(heap, (ts, self._order, frame, orig, opt, key))
-        self._pending[key] = self._pending.get(key, 0) + len(frames)
+        self._order += 1
+        heapq.heappush(heap, (start, self._order, _Waiting(frames, opt, key)))
+        self._pending[key] = self._pending.get(key, 0) + 1
         if start > self._mark:
             self._mark = start
         mark = self._mark
@@ -655,18 +685,30 @@ class CaptureWriter(Closing):
             self._pop()
 
     def _pop(self) -> None:
-        ts, _, frame, orig, opt, key = heapq.heappop(self._heap)
-        left = self._pending[key] - 1
-        if left:
-            self._pending[key] = left
+        """Write the earliest waiting packet."""
+        heap = self._heap
+        ts, order, w = heap[0]
+        frames = w.frames
+        _, frame, orig = frames[w.next]
+        opt = w.opt
+        w.next += 1
+        if w.next < len(frames):
+            heapq.heapreplace(heap, (frames[w.next][0], order, w))
         else:
-            del self._pending[key]
+            heapq.heappop(heap)
+            key = w.key
+            left = self._pending[key] - 1
+            if left:
+                self._pending[key] = left
+            else:
+                del self._pending[key]
         if ts < self._last:
             self.out_of_order += 1
         else:
             self._last = ts
         sec, ns = _split_ns(ts)
         cap = len(frame)
+        buf = self._buf
         if self.format == "pcapng":
             ticks = sec * 1_000_000_000 + ns
             iface = 0
@@ -676,16 +718,22 @@ class CaptureWriter(Closing):
                     self._write(_idb(6))
                 iface = 1
                 ticks = sec * 1_000_000 + round(ns / 1000)
-            body = _pad4(frame)
-            blen = 32 + len(body) + len(opt)
-            self._write(
-                struct.pack("<IIIIIII", 6, blen, iface, ticks >> 32, ticks & _U32, cap, orig)
-                + body
-                + opt
-                + struct.pack("<I", blen)
-            )
+            pad = -cap % 4
+            blen = 32 + cap + pad + len(opt)
+            # The block in parts, joined once per 256 KiB written (no copy per packet).
+            buf.append(_EPB.pack(6, blen, iface, ticks >> 32, ticks & _U32, cap, orig))
+            buf.append(frame)
+            if pad:
+                buf.append(b"\0" * pad)
+            buf.append(opt)
+            buf.append(_U32LE.pack(blen))
+            self._buffered += blen
         else:
-            self._write(struct.pack("<IIII", sec, ns, cap, orig) + frame)
+            buf.append(_PCAP_REC.pack(sec, ns, cap, orig))
+            buf.append(frame)
+            self._buffered += 16 + cap
+        if self._buffered >= 1 << 18:
+            self._flush()
         self.packets += 1
 
     def close(self) -> None:
