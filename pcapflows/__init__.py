@@ -30,12 +30,13 @@ from pcapflows.errors import (
     PcapflowsWarning,
 )
 from pcapflows.limits import Limits
-from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, write_mitm
+from pcapflows.mitmfile import MitmReader, MitmWriter, read_mitm, read_mitm_states, write_mitm
 from pcapflows.model.connection import Client, Connection, Server
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.info import FlowInfo, info
 from pcapflows.model.live import FlowEvent, FlowEventKind
 from pcapflows.model.tcp import TCPFlow, TCPMessage
+from pcapflows.pcapwrite import CaptureWriter, write_capture
 from pcapflows.reassembly.assembler import Assembler
 from pcapflows.reassembly.events import Closed, Conflict, Data, Gap, GapRetracted, Opened
 from pcapflows.stats import ReadStats
@@ -79,6 +80,7 @@ __all__ = [
     "AddonError",
     "Assembler",
     "CaptureError",
+    "CaptureWriter",
     "Client",
     "Closed",
     "Conflict",
@@ -115,8 +117,10 @@ __all__ = [
     "read",
     "read_http",
     "read_mitm",
+    "read_mitm_states",
     "reassemble",
     "replay",
     "to_mitmproxy",
+    "write_capture",
     "write_mitm",
 ]

@@ -609,6 +609,40 @@ class MitmReader(Closing, Iterator[TCPFlow]):
                 self._fp.close()
 
 
+class MitmStateReader(MitmReader):
+    """Every flow of a mitmproxy flow file: TCP flows as :class:`~pcapflows.TCPFlow`
+    (checked as :func:`read_mitm` checks them), flows of other types as their state
+    dicts, as mitmproxy wrote them (see :func:`read_mitm_states`)."""
+
+    def __next__(self) -> Any:  # TCPFlow | dict[str, Any]
+        while not self._closed:
+            state = self._next_state()
+            if state is None:
+                self.close()
+                break
+            if state.get("type") != "tcp":
+                return state
+            try:
+                flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise self._error(str(exc)) from None
+            self.flows += 1
+            return flow
+        raise StopIteration
+
+
+def read_mitm_states(file: Target) -> MitmStateReader:
+    """All the flows of a mitmproxy flow file, for code that handles more than TCP
+    (:func:`pcapflows.write_capture` turns HTTP flows into packets).
+
+    TCP flows come as :class:`~pcapflows.TCPFlow` objects, exactly as from
+    :func:`read_mitm`; flows of other types (``http``, ``udp``, ``dns``) as their state
+    dicts (``state["type"]`` says which), unchecked, with pcapflows' model unable to hold
+    them. Read one at a time; the same errors as :func:`read_mitm`.
+    """
+    return MitmStateReader(file)
+
+
 def read_mitm(file: Target) -> MitmReader:
     """The TCP flows of a mitmproxy flow file, as pcapflows :class:`~pcapflows.TCPFlow`.
 
@@ -628,8 +662,10 @@ def read_mitm(file: Target) -> MitmReader:
 __all__ = [
     "MIGRATED_VERSIONS",
     "MitmReader",
+    "MitmStateReader",
     "MitmWriter",
     "checked_state",
     "read_mitm",
+    "read_mitm_states",
     "write_mitm",
 ]

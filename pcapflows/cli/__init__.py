@@ -71,8 +71,13 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         Subcommand("follow", "pcapflows.cli.follow", "one conversation, as Follow TCP Stream"),
         Subcommand("export", "pcapflows.cli.export", "JSON lines, a mitmproxy file, or files"),
         Subcommand("stats", "pcapflows.cli.stats", "totals, endings, talkers, damage"),
-        # -- issue 14 (pcapflows convert INPUT -o OUTPUT) registers here: --
-        # Subcommand("convert", "pcapflows.convert", "...", "add_convert_arguments", "run_convert"),
+        Subcommand(
+            "convert",
+            "pcapflows.convert",
+            "mitmproxy flow file to capture (for Wireshark), and back",
+            "add_convert_arguments",
+            "run_convert",
+        ),
     )
 }
 

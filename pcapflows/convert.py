@@ -1,0 +1,216 @@
+"""``pcapflows convert INPUT -o OUTPUT``: between captures and mitmproxy flow files.
+
+The input is recognized by its content (a pcap, pcapng or gzip magic is a capture,
+anything else is tried as a mitmproxy flow file), the output format by ``format`` or the
+output's extension (``.pcapng``, ``.pcap``, ``.mitm``; ``-`` is standard output and
+needs ``format``). A capture to a capture reads the flows and writes them again (the
+round trip the tests check); a flow file to a capture is mitmproxy's decrypted traffic
+for Wireshark; a capture to a flow file is ``pcapflows CAPTURE -w OUT``. Everything
+streams: flows are written as they are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal, cast
+
+from pcapflows.api import read
+from pcapflows.errors import CaptureError, FlowFileError
+from pcapflows.io.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
+from pcapflows.mitmfile import MitmWriter, Target, read_mitm_states
+from pcapflows.pcapwrite import CaptureWriter
+from pcapflows.stats import ReadStats
+
+OutputFormat = Literal["pcapng", "pcap", "mitm"]
+FORMATS: tuple[OutputFormat, ...] = ("pcapng", "pcap", "mitm")
+_EXTENSIONS: dict[str, OutputFormat] = {
+    ".pcapng": "pcapng",
+    ".pcap": "pcap",
+    ".mitm": "mitm",
+    ".flows": "mitm",
+}
+
+
+@dataclass
+class ConvertResult:
+    """What :func:`convert` did.
+
+    ``input_kind`` is ``"capture"`` or ``"mitm"``; ``flows`` the flows written;
+    ``packets`` the packets written (captures only); ``skipped`` the flows of the input
+    not written, by type (``{"udp": 2}``); ``out_of_order`` the packets written after a
+    later one (see :mod:`pcapflows.pcapwrite`); ``stats`` the read statistics of a
+    capture input.
+    """
+
+    input_kind: Literal["capture", "mitm"]
+    output_format: OutputFormat
+    flows: int = 0
+    packets: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    out_of_order: int = 0
+    stats: ReadStats | None = None
+
+    def summary(self) -> str:
+        """One line for the command line's standard error."""
+        what = "mitmproxy flow file" if self.input_kind == "mitm" else "capture"
+        line = f"read a {what}, wrote {self.flows} flows"
+        if self.output_format != "mitm":
+            line += f" ({self.packets} packets, {self.output_format})"
+        if self.skipped:
+            parts = ", ".join(f"{n} {k}" for k, n in sorted(self.skipped.items()))
+            line += f"; skipped {parts}"
+        return line
+
+
+def output_format(output: Target, format: str | None) -> OutputFormat:
+    """The format ``format`` names, else the one the output's extension says;
+    ``ValueError`` when neither says one."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"unknown output format {format!r} (pcapng, pcap or mitm)")
+        return format
+    if isinstance(output, (str, os.PathLike)):
+        ext = os.path.splitext(os.fspath(output))[1].lower()
+        if ext in _EXTENSIONS:
+            return _EXTENSIONS[ext]
+    raise ValueError(
+        "cannot tell the output format from the output's name: give --format "
+        "(pcapng, pcap or mitm), or end the name in .pcapng, .pcap or .mitm"
+    )
+
+
+def _is_capture(head: bytes) -> bool:
+    if head.startswith(PCAPNG_MAGIC) or head.startswith(GZIP_MAGIC):
+        return True
+    return len(head) >= 4 and (
+        int.from_bytes(head[:4], "little") in PCAP_MAGICS
+        or int.from_bytes(head[:4], "big") in PCAP_MAGICS
+    )
+
+
+def _input(source: Target) -> tuple[BinaryIO, bool, bytes]:
+    """The input as a binary file that can give its first bytes back, whether it was
+    opened here, and those bytes."""
+    if isinstance(source, (str, os.PathLike)):
+        if os.fspath(source) == "-":
+            fp: Any = sys.stdin.buffer
+            owned = False
+        else:
+            fp = open(source, "rb")
+            owned = True
+    else:
+        if isinstance(source, io.TextIOBase):
+            raise TypeError("the input is opened in text mode: open it with 'rb'")
+        fp = source
+        owned = False
+    if not hasattr(fp, "peek"):
+        fp = io.BufferedReader(cast(Any, fp))
+    head = bytes(fp.peek(8)[:8])
+    return cast(BinaryIO, fp), owned, head
+
+
+def convert(input: Target, output: Target, format: str | None = None) -> ConvertResult:
+    """Convert ``input`` (a capture or a mitmproxy flow file, by content) into
+    ``output`` in ``format`` (``"pcapng"``, ``"pcap"``, ``"mitm"``; by default from the
+    output's extension).
+
+    ``ValueError`` for an output format that cannot be told; a capture input that
+    cannot be read raises :class:`~pcapflows.CaptureError`, a flow file that is damaged
+    :class:`~pcapflows.FlowFileError`; ``OSError`` from the files as is.
+    """
+    fmt = output_format(output, format)
+    fp, owned, head = _input(input)
+    try:
+        if _is_capture(head):
+            reader = read(fp, warn=False)
+            result = ConvertResult("capture", fmt, stats=reader.stats)
+            flows: Any = reader
+        else:
+            states = read_mitm_states(fp)
+            result = ConvertResult("mitm", fmt)
+            flows = states
+        if fmt == "mitm":
+            with MitmWriter(output) as mw:
+                for flow in flows:
+                    if isinstance(flow, dict):
+                        result.skipped[str(flow.get("type"))] += 1
+                    else:
+                        mw.add(flow)
+                result.flows = mw.count
+        else:
+            with CaptureWriter(output, fmt) as cw:
+                for flow in flows:
+                    cw.add(flow)
+            result.flows = cw.count
+            result.packets = cw.packets
+            result.out_of_order = cw.out_of_order
+            result.skipped.update(cw.skipped)
+        return result
+    finally:
+        if owned:
+            fp.close()
+
+
+# --- the command line -------------------------------------------------------------
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``pcapflows convert`` (for the CLI's subcommand parser)."""
+    parser.add_argument(
+        "input", help="a capture (pcap, pcapng, gzip) or a mitmproxy flow file; - for stdin"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="the file to write (.pcapng, .pcap or .mitm; - for standard output with --format)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, help="the output format (default: by the output's extension)"
+    )
+
+
+DESCRIPTION = (
+    "Convert a mitmproxy flow file to a capture Wireshark opens (HTTP flows as HTTP/1.1 "
+    "on TCP), a capture to a flow file, or a capture to a capture."
+)
+EXAMPLES = """\
+examples:
+  pcapflows convert flows.mitm -o flows.pcapng        # then: wireshark flows.pcapng
+  pcapflows convert captures/demo.pcapng -o demo.mitm
+  pcapflows convert flows.mitm -o - --format pcap | tshark -r -
+
+exit codes: 0 ok, 1 input unreadable, 2 bad command line, 4 output not written"""
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run ``pcapflows convert``; return the exit code (0 ok, 1 the input cannot be
+    read, 2 no output format, 4 the output cannot be written). One line on standard
+    error says what was written, or what went wrong."""
+    try:
+        fmt = output_format(args.output, args.format)
+    except ValueError as exc:
+        print(f"pcapflows convert: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = convert(args.input, args.output, fmt)
+    except (CaptureError, FlowFileError) as exc:
+        print(f"pcapflows convert: error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"pcapflows convert: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        name = exc.filename or args.output
+        print(f"pcapflows convert: error: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return 1 if exc.filename == args.input else 4
+    print(f"pcapflows convert: {result.summary()}", file=sys.stderr)
+    return 0
