@@ -15,7 +15,9 @@ import argparse
 import io
 import os
 import sys
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, cast
 
@@ -23,7 +25,7 @@ from pcapflows.api import read
 from pcapflows.errors import CaptureError, FlowFileError
 from pcapflows.io.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
 from pcapflows.mitmfile import MitmWriter, Target, read_mitm_states
-from pcapflows.pcapwrite import CaptureWriter
+from pcapflows.pcapwrite import CaptureWriter, flow_spec, spec_start
 from pcapflows.stats import ReadStats
 
 OutputFormat = Literal["pcapng", "pcap", "mitm"]
@@ -64,6 +66,11 @@ class ConvertResult:
         if self.skipped:
             parts = ", ".join(f"{n} {k}" for k, n in sorted(self.skipped.items()))
             line += f"; skipped {parts}"
+        if self.out_of_order:
+            line += (
+                f"; {self.out_of_order} packets earlier than the one before "
+                "(standard input is read once: flows written as they came)"
+            )
         return line
 
 
@@ -114,6 +121,41 @@ def _input(source: Target) -> tuple[BinaryIO, bool, bytes]:
     return cast(BinaryIO, fp), owned, head
 
 
+def _by_start(fp: BinaryIO) -> Iterator[Any] | None:
+    """The flows of a flow file in the order their packets start, so that the capture
+    written from them never goes back in time (mitmproxy saves flows as they end).
+
+    A first pass notes where each flow starts in time and in the file (16 bytes a
+    flow: 1.6 MB for 100,000), a second reads them in that order, one at a time. None
+    when the input cannot seek (standard input): its flows are then written as they
+    come, and the writer counts the packets that go back (``out_of_order``).
+    """
+    try:
+        if not fp.seekable():
+            return None
+        base = fp.tell()
+    except (OSError, ValueError):
+        return None
+    starts = array("d")
+    offsets = array("q")
+    reader = read_mitm_states(fp)
+    at = 0
+    for flow in reader:
+        spec = flow_spec(flow)
+        # A flow not written (UDP, DNS) goes first: it is only counted as skipped.
+        starts.append(float("-inf") if spec is None else spec_start(spec))
+        offsets.append(base + at)
+        at = reader.offset
+    order = sorted(range(len(starts)), key=starts.__getitem__)
+
+    def in_order() -> Iterator[Any]:
+        for i in order:
+            fp.seek(offsets[i])
+            yield next(read_mitm_states(fp))
+
+    return in_order()
+
+
 def convert(input: Target, output: Target, format: str | None = None) -> ConvertResult:
     """Convert ``input`` (a capture or a mitmproxy flow file, by content) into
     ``output`` in ``format`` (``"pcapng"``, ``"pcap"``, ``"mitm"``; by default from the
@@ -127,13 +169,15 @@ def convert(input: Target, output: Target, format: str | None = None) -> Convert
     fp, owned, head = _input(input)
     try:
         if _is_capture(head):
-            reader = read(fp, warn=False)
+            # In the order of their first packets: a capture written from them then
+            # never goes back in time (finished flows wait for earlier ones).
+            reader = read(fp, warn=False, order="first_packet" if fmt != "mitm" else "finish")
             result = ConvertResult("capture", fmt, stats=reader.stats)
             flows: Any = reader
         else:
-            states = read_mitm_states(fp)
             result = ConvertResult("mitm", fmt)
-            flows = states
+            by_start = _by_start(fp) if fmt != "mitm" else None
+            flows = by_start if by_start is not None else read_mitm_states(fp)
         if fmt == "mitm":
             with MitmWriter(output) as mw:
                 for flow in flows:

@@ -517,6 +517,12 @@ class MitmReader(Closing, Iterator[TCPFlow]):
             return flow
         raise StopIteration
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the file read so far: where the next flow starts (from where the
+        reader began)."""
+        return self._offset
+
     def _next_state(self) -> dict[str, Any] | None:
         start = self._offset
         self._index += 1

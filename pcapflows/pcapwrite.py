@@ -55,7 +55,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pcapflows.closing import Closing
 from pcapflows.mitmfile import Target, _name, _open
 from pcapflows.reassembly.state import decide_client
 
@@ -387,6 +386,36 @@ class _Packets:
                 self.send(ts, dst, src, ACK)
 
 
+def flow_spec(flow: Any) -> FlowSpec | None:
+    """What is written for ``flow`` (a TCP flow object, or a flow state dict of a
+    mitmproxy file); None for a flow of another type (UDP, DNS), which is not written."""
+    kind = flow.get("type") if isinstance(flow, dict) else getattr(flow, "type", None)
+    if kind == "tcp":
+        if isinstance(flow, dict):
+            from pcapflows.model.tcp import TCPFlow
+
+            flow = TCPFlow.from_state(flow)
+        return spec_of_tcp(flow)
+    if kind == "http":
+        from pcapflows.httpsynth import spec_of_http
+
+        state = flow if isinstance(flow, dict) else flow.get_state()
+        return spec_of_http(state)
+    return None
+
+
+def _first_data(spec: FlowSpec) -> float | None:
+    return next((t for _, pieces in spec.runs for b, t in pieces if b), None)
+
+
+def spec_start(spec: FlowSpec) -> float:
+    """The time of the first packet written for ``spec``: its start, or its first
+    data if that is earlier. Writing flows in this order keeps a file's timestamps from
+    ever going back (:func:`pcapflows.convert.convert` sorts by it)."""
+    first = _first_data(spec)
+    return spec.start if first is None or first >= spec.start else first
+
+
 def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
     """The frames of one connection: ``(timestamp, captured bytes, original length)``."""
     c = _Side(*spec.client)
@@ -401,10 +430,8 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
     s.eth = _ETH.pack(c.mac, s.mac, kind)
     p = _Packets(c, s)
     runs = [(fc, pieces) for fc, pieces in spec.runs if any(b for b, _ in pieces)]
-    first_ts = next((t for _, pieces in runs for b, t in pieces if b), None)
-    t0 = spec.start
-    if first_ts is not None and first_ts < t0:
-        t0 = first_ts
+    first_ts = _first_data(spec)
+    t0 = spec_start(spec)
     c.nxt, s.nxt = spec.isn
     c.acked, s.acked = c.nxt, s.nxt
     syn, synack = spec.opening
@@ -575,7 +602,7 @@ class _Waiting:
         self.next = 0
 
 
-class CaptureWriter(Closing):
+class CaptureWriter:
     """Writes flows to a capture one at a time (see :func:`write_capture`).
 
     ``count`` is the number of flows written, ``packets`` the number of packets,
@@ -635,20 +662,11 @@ class CaptureWriter(Closing):
         return True
 
     def _spec(self, flow: Any) -> FlowSpec | None:
-        kind = flow.get("type") if isinstance(flow, dict) else getattr(flow, "type", None)
-        if kind == "tcp":
-            if isinstance(flow, dict):
-                from pcapflows.model.tcp import TCPFlow
-
-                flow = TCPFlow.from_state(flow)
-            return spec_of_tcp(flow)
-        if kind == "http":
-            from pcapflows.httpsynth import spec_of_http
-
-            state = flow if isinstance(flow, dict) else flow.get_state()
-            return spec_of_http(state)
-        self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
-        return None
+        spec = flow_spec(flow)
+        if spec is None:
+            kind = flow.get("type") if isinstance(flow, dict) else getattr(flow, "type", None)
+            self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
+        return spec
 
     def add_spec(self, spec: FlowSpec) -> None:
         """Write the packets of one connection described by ``spec``."""
@@ -735,6 +753,14 @@ class CaptureWriter(Closing):
         if self._buffered >= 1 << 18:
             self._flush()
         self.packets += 1
+
+    # Its own context-manager pair rather than pcapflows.closing.Closing: this module
+    # is compiled with mypyc, which cannot derive a native class from an interpreted one.
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Write the packets still waiting, flush, and close a file this writer opened."""

@@ -245,3 +245,81 @@ def test_many_flows_bounded_memory(tmp_path: Path) -> None:
         assert out[:2] == [str(n), "0"]
         peaks.append(int(out[2]))
     assert peaks[1] < peaks[0] + 4096, peaks  # kB: flat, not ten times the flows
+
+
+def _times(path: Path) -> list[float]:
+    """The capture times of a written file, as pcapflows' own reader gives them."""
+    from pcapflows.io.reader import CaptureReader
+    from pcapflows.stats import ReadStats
+
+    with CaptureReader(path, ReadStats()) as reader:
+        return [p.timestamp for p in reader]
+
+
+def _long_and_short(path: Path) -> None:
+    """Two connections: a long one started first, a short one inside it (so that
+    read() finishes the short one first)."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    def conn(port: int, t0: float, t1: float, data: bytes) -> list[object]:
+        c, s = ("10.0.0.1", port), ("10.0.0.2", 80)
+        out = []
+        for t, src, dst, fl, seq, ack, load in [
+            (t0, c, s, "S", 100, 0, b""),
+            (t0 + 0.1, s, c, "SA", 500, 101, b""),
+            (t0 + 0.2, c, s, "A", 101, 501, b""),
+            (t0 + 0.3, c, s, "PA", 101, 501, data),
+            (t1, c, s, "FA", 101 + len(data), 501, b""),
+            (t1 + 0.1, s, c, "FA", 501, 102 + len(data), b""),
+            (t1 + 0.2, c, s, "A", 102 + len(data), 502, b""),
+        ]:
+            p = (
+                Ether()
+                / IP(src=src[0], dst=dst[0])
+                / TCP(sport=src[1], dport=dst[1], flags=fl, seq=seq, ack=ack)
+                / load
+            )
+            p.time = t
+            out.append(p)
+        return out
+
+    pkts = conn(40000, 1.0, 9.0, b"long") + conn(40001, 2.0, 3.0, b"short")
+    wrpcap(str(path), sorted(pkts, key=lambda p: p.time))
+
+
+def test_converted_captures_never_go_back_in_time(tmp_path: Path) -> None:
+    """mitmproxy saves a flow when it ends, so a file lists a long flow after the
+    short ones that started later, and read() gives a capture's flows as they finish.
+    Either way the written capture's timestamps never go back (convert sorts flows by
+    their first packet)."""
+    capture = tmp_path / "long_short.pcap"
+    _long_and_short(capture)
+    flows = list(pcapflows.read(capture))
+    starts = [f.client_conn.timestamp_start for f in flows]
+    assert starts == [2.0, 1.0]  # finishing order
+    mitm = tmp_path / "ended.mitm"
+    pcapflows.write_mitm(flows, mitm)
+
+    def key(f: pcapflows.TCPFlow) -> tuple[object, ...]:
+        return (f.client_conn.peername, [m.content for m in f.messages])
+
+    for source in (mitm, capture):
+        out = tmp_path / f"{source.stem}.pcapng"
+        result = convert(source, out)
+        times = _times(out)
+        assert times == sorted(times), source.name
+        assert result.flows == 2
+        assert sorted(map(key, pcapflows.read(out))) == sorted(map(key, flows))
+    # From standard input (no second pass possible) the flows are written as they
+    # come: the packets that go back are there, and counted.
+    out = tmp_path / "stdin.pcapng"
+    p = subprocess.run(
+        [sys.executable, "-m", "pcapflows", "convert", "-", "-o", str(out)],
+        input=mitm.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    times = _times(out)
+    assert times != sorted(times)
+    assert b"packets earlier than the one before" in p.stderr
