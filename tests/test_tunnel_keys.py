@@ -126,7 +126,7 @@ def test_command_line_option(tmp_path: Path) -> None:
             capture_output=True,
             check=True,
         )
-        return r.stdout.decode().splitlines()
+        return r.stdout.decode().splitlines()[1:]  # the rows, after the header
 
     assert len(listing()) == 1
     assert len(listing("--key-tunnels")) == 2
