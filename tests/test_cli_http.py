@@ -156,3 +156,11 @@ def test_http_option_errors_are_one_line(args: list[str], message: str) -> None:
     res = pcapflows(*cmd)
     assert res.returncode == 2 and res.stdout == ""
     assert len(res.stderr.splitlines()) == 1 and message in res.stderr
+
+
+def test_readme_transcript_is_what_the_command_prints(listed: tuple[str, str, Path]) -> None:
+    """The README's HTTP transcript shows this very listing (and the file's count)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("$ pcapflows captures/demo.pcapng --http -w out.mitm\n")
+    block = readme[start:].split("\n$ mitmdump", 1)[0].splitlines()[1:]
+    assert block == [*listed[1].splitlines(), "pcapflows: wrote 5 flows to out.mitm"]
