@@ -190,9 +190,9 @@ class _Converter:
             authority,
             path,
             version,
-            Headers(head.fields),
+            Headers.from_parsed(head.fields),
             body.content if body is not None else b"",
-            Headers(body.trailers) if body is not None and body.trailers else None,
+            Headers.from_parsed(body.trailers) if body is not None and body.trailers else None,
             t0,
             self._stamp(self.client, max(last, head.offset), t0),
         )
@@ -204,9 +204,9 @@ class _Converter:
             version,
             int(code),
             reason,
-            Headers(head.fields),
+            Headers.from_parsed(head.fields),
             body.content,
-            Headers(body.trailers) if body.trailers else None,
+            Headers.from_parsed(body.trailers) if body.trailers else None,
             t0,
             self._stamp(self.server, max(body.last, head.offset), t0),
         )
@@ -521,11 +521,12 @@ class _Converter:
 
 def _copied(value: Any) -> Any:
     """A copy of JSON-like metadata (lists and dicts copied, scalars shared): what
-    ``copy.deepcopy`` gives for it, at a fraction of the cost."""
+    ``copy.deepcopy`` gives for it, at a fraction of the cost (scalars, most of the
+    values, are taken without a call)."""
     if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
+        return {k: _copied(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_copied(v) for v in value]
+        return [_copied(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
