@@ -313,13 +313,18 @@ def test_gap_in_head_rest_is_tcp() -> None:
     assert ex(flows[2:]) == [("TCP", b"HTTP/1.1 200rest")]
 
 
-def test_gap_past_body_end_rest_is_tcp() -> None:
+def test_gap_past_body_end_server_rest_is_tcp() -> None:
+    """The server's framing is lost (a gap runs past the body's end), the client's is
+    not: the client's later requests are still read (tshark shows them too), each
+    without a response and saying why; the server's rest stays TCP."""
     resp = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"
+    get_b = GET.replace(b"/a", b"/b")
     flow = tcp_flow(
-        [(C, GET + GET), (S, resp), (S, b"P/1.1 200 OK\r\n\r\n")],
+        [(C, GET + GET), (S, resp), (S, b"P/1.1 200 OK\r\n\r\n"), (C, get_b)],
         gaps=[{"from_client": False, "offset": len(resp), "length": 6}],
     )
     flows = flows_from_tcp(flow)
+    lost = "no response read: response body framing lost"
     assert ex(flows) == [
         (
             "GET",
@@ -329,8 +334,11 @@ def test_gap_past_body_end_rest_is_tcp() -> None:
             b"ab",
             f"response incomplete: 6 bytes not captured at offset {len(resp)}",
         ),
-        ("TCP", GET + b"P/1.1 200 OK\r\n\r\n"),
+        ("GET", "/a", None, b"", None, lost),
+        ("GET", "/b", None, b"", None, lost),
+        ("TCP", b"P/1.1 200 OK\r\n\r\n"),
     ]
+    assert flows[3].metadata["pcapflows"]["http"]["client_offset"] == 2 * len(GET) + len(get_b)
 
 
 def test_midstream_keepalive_byte_skipped() -> None:

@@ -35,6 +35,7 @@ examples:
   pcapflows follow captures/demo.pcapng 2 --format hex --max-bytes 4096
   pcapflows follow captures/demo.pcapng 2 --format raw --side server > body.bin
   pcapflows follow captures/demo.pcapng 2 --format json | jq .messages
+  pcapflows follow captures/demo.pcapng 2 --http       # requests and responses
 
 FLOW is the index 'pcapflows list' shows, or client:port-server:port (either order;
 IPv6 addresses in brackets); with a 4-tuple that repeats, the first connection."""
@@ -63,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "schema)",
     )
     g.add_argument(
+        "--http",
+        action="store_true",
+        help="the connection's HTTP/1 exchanges: each request and response with its "
+        "start line, headers and body (decoded; text, or a hex dump; --max-bytes per body)",
+    )
+    g.add_argument(
         "--side",
         choices=("client", "server"),
         help="only what this side sent (required with --format raw)",
@@ -88,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--color does nothing with --format {args.format}")
     if args.max_bytes is not None and args.max_bytes < 0:
         raise CliError("--max-bytes must be 0 or more")
+    if args.http and args.format in ("raw", "json"):
+        raise CliError(f"--format {args.format} does nothing with --http (text or hex)")
+    if args.http and args.side is not None:
+        raise CliError("--side does nothing with --http (an exchange has both sides)")
     spec = parse_flow(args.flow)
     flt = filter_from(args)
     flt.flows.append(spec)
@@ -113,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(record))
     elif args.format == "raw":
         _raw(found, side is True, args.max_bytes, args.quiet)
+    elif args.http:
+        from pcapflows.cli.follow_http import http_view
+
+        on = colour.wanted(args.color, sys.stdout)
+        for line in http_view(
+            found, hex_only=args.format == "hex", max_bytes=args.max_bytes, colour_on=on
+        ):
+            print(line)
     else:
         on = colour.wanted(args.color, sys.stdout)
         for line in view(
@@ -149,7 +168,7 @@ def _raw(flow: TCPFlow, client: bool, max_bytes: int | None, quiet: bool) -> Non
         )
 
 
-def _hexdump(data: bytes, base: int) -> Iterator[str]:
+def hexdump(data: bytes, base: int) -> Iterator[str]:
     """Wireshark-style lines: offset in the direction's stream, 16 bytes, ASCII."""
     for off in range(0, len(data), 16):
         chunk = data[off : off + 16]
@@ -237,7 +256,7 @@ def view(
         if not hex_only and is_text(data):
             body = ["    " + escape(line) for line in data.decode("utf-8").splitlines() or [""]]
         else:
-            body = ["    " + line for line in _hexdump(data, off)]
+            body = ["    " + line for line in hexdump(data, off)]
         for line in body:
             yield colour.paint(line, paint, colour_on)
         for c in conflicts.get(i, []):

@@ -16,6 +16,7 @@ from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Item, Scan, add_read_arguments, report
 from pcapflows.cli.table import Table
 from pcapflows.mitmfile import MitmWriter
+from pcapflows.model.flow import Flow
 from pcapflows.model.tcp import TCPFlow
 from pcapflows.output import endpoint, utc
 
@@ -32,6 +33,8 @@ examples:
   pcapflows list a.pcap b.pcapng --port 443            # several captures, one filter
   pcapflows list - < capture.pcap                      # standard input
   pcapflows list captures/demo.pcapng -w out.mitm      # and a mitmproxy flow file
+  pcapflows list captures/demo.pcapng --http           # HTTP requests, as mitmdump
+  pcapflows list captures/demo.pcapng --http -w out.mitm   # then: mitmweb -r out.mitm
 
 endings: fin, reset by client, reset by server, rejected (SYN answered by RST),
 no reply (SYN never answered), idle, open at end, port reused, evicted (limit)."""
@@ -58,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_read_arguments(parser)
     g = parser.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one JSON object per line instead")
+    g.add_argument(
+        "--http",
+        action="store_true",
+        help="HTTP/1 exchanges instead of connections, one line each as mitmdump lists "
+        "them (time, client, method, URL, status, content type, size, duration); "
+        "connections that are not HTTP get a TCP line; with -w the file holds HTTP flows",
+    )
     g.add_argument(
         "-w",
         "--write",
@@ -130,10 +140,14 @@ class _Output:
     """The flow file of ``--write``, created at the first flow (or at the end of a
     capture without any), so that an unreadable capture leaves no file behind."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, http: bool = False) -> None:
         self.target = target
         self.to_stdout = target == "-"
         self.writer: MitmWriter | None = None
+        self.http = http
+        #: With ``--http``: each connection's flows, converted once for the file and
+        #: kept for the listing (by ``id`` of the TCP flow, until listed).
+        self.converted: dict[int, list[Flow]] = {}
 
     def _open(self) -> MitmWriter:
         if self.writer is None:
@@ -148,11 +162,16 @@ class _Output:
 
     def add(self, flow: TCPFlow) -> None:
         writer = self._open()
+        flows: list[Flow] = [flow]
+        if self.http:
+            flows = self.converted[id(flow)] = http_flows(flow)
         if self.to_stdout:
-            writer.add(flow)  # standard output's errors go to main()
+            for f in flows:
+                writer.add(f)  # standard output's errors go to main()
             return
         try:
-            writer.add(flow)
+            for f in flows:
+                writer.add(f)
         except OSError as exc:
             raise _WriteFailed(exc) from exc
 
@@ -180,11 +199,22 @@ class _Output:
         return self.writer.count
 
 
+def http_flows(flow: TCPFlow) -> list[Flow]:
+    """The connection's HTTP flows (``--http``), imported only when asked for."""
+    from pcapflows.http.convert import flows_from_tcp
+
+    return flows_from_tcp(flow)
+
+
 def run(args: argparse.Namespace) -> int:
     """The listing, and with ``--write`` the flow file (``-``: the file only)."""
+    if args.http and args.json:
+        raise CliError("--json does nothing with --http (export --format jsonl is TCP only)")
+    if args.http and args.bytes:
+        raise CliError("--bytes does nothing with --http (sizes are mitmdump's)")
     if args.write is None:
         return _listing(args, Scan(args, args.captures))
-    output = _Output(args.write)
+    output = _Output(args.write, args.http)
     scan = Scan(args, args.captures)
     complete = False
     try:
@@ -196,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 report(scan)
                 code = EXIT_INTERRUPTED if scan.interrupted else EXIT_OK
             else:
-                code = _listing(args, scan, items)
+                code = _listing(args, scan, items, output.converted)
             complete = True
         finally:
             # An error of standard output on its way to main() is not stopped here.
@@ -209,11 +239,24 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _listing(args: argparse.Namespace, scan: Scan, items: Iterable[Item] | None = None) -> int:
+def _listing(
+    args: argparse.Namespace,
+    scan: Scan,
+    items: Iterable[Item] | None = None,
+    converted: dict[int, list[Flow]] | None = None,
+) -> int:
     several = len(args.captures) > 1
     out = sys.stdout
     items = scan if items is None else items
-    if args.json:
+    if args.http:
+        from pcapflows.http.output import http_line
+
+        done = {} if converted is None else converted
+        for label, flow in in_order(items):
+            flows = done.pop(id(flow), None)
+            for f in http_flows(flow) if flows is None else flows:
+                print(f"{label}: {http_line(f)}" if several else http_line(f), file=out)
+    elif args.json:
         for label, flow in in_order(items):
             print(dumps(flow_record(flow, label, messages=False)), file=out)
     else:

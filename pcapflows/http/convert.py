@@ -190,9 +190,9 @@ class _Converter:
             authority,
             path,
             version,
-            Headers(head.fields),
+            Headers.from_parsed(head.fields),
             body.content if body is not None else b"",
-            Headers(body.trailers) if body is not None and body.trailers else None,
+            Headers.from_parsed(body.trailers) if body is not None and body.trailers else None,
             t0,
             self._stamp(self.client, max(last, head.offset), t0),
         )
@@ -204,9 +204,9 @@ class _Converter:
             version,
             int(code),
             reason,
-            Headers(head.fields),
+            Headers.from_parsed(head.fields),
             body.content,
-            Headers(body.trailers) if body.trailers else None,
+            Headers.from_parsed(body.trailers) if body.trailers else None,
             t0,
             self._stamp(self.server, max(body.last, head.offset), t0),
         )
@@ -263,9 +263,13 @@ class _Converter:
         ]
         server_stop: int | None = None
         why = ""
+        # Why the server's side could not be read on (its framing was lost): the
+        # client's requests are still read while their own framing holds, each
+        # with no response and this reason in its error.
+        server_lost = ""
         last: HTTPFlow | None = None
         index = 0
-        while soff is not None:
+        while True:
             notes: list[dict[str, Any]] = []
             problems: list[tuple[str, float]] = []
             http: dict[str, Any] = {"exchange": index}
@@ -297,14 +301,14 @@ class _Converter:
                     http["ignored_request_lines"] = req_head.ignored_lines
             elif coff is None and client_stop is not None and client_stop > 0:
                 break  # the client's framing was lost: no more pairing
-            elif not _more(server, soff):
+            elif soff is None or not _more(server, soff):
                 break
             method = req_head.start[0] if req_head else b"GET"
             # The response: interim 1xx first, then the final one.
             interim: list[dict[str, Any]] = []
             resp_head: Head | None = None
             resp_body: Body | None = None
-            while _more(server, soff):
+            while soff is not None and _more(server, soff):
                 hr = read_head(server, soff, request=False)
                 if hr.head is None:
                     why = _head_problem("response", hr)
@@ -343,6 +347,8 @@ class _Converter:
                     http["ignored_response_lines"] = resp_head.ignored_lines
             elif req_head is None:
                 break  # nothing to pair with: the server's bytes are not a response
+            elif server_lost:
+                problems.append((f"no response read: {server_lost}", self._end_time()))
             elif server_stop is None:
                 problems.append((self._why_no_response(), self._end_time()))
             if interim:
@@ -352,10 +358,10 @@ class _Converter:
             last = self._make_flow(index, req_head, req_body, resp_head, resp_body, http, problems)
             self.out.append(last)
             index += 1
-            if server_stop is not None:
-                soff = None
-                break
-            if resp_head is not None and req_head is not None:
+            if server_stop is not None and not server_lost:
+                soff, server_lost = None, why or "the server's bytes could not be framed"
+                continue
+            if resp_head is not None and req_head is not None and soff is not None:
                 # What the response turns the connection into.
                 code = int(resp_head.start[1])
                 if method.upper() == b"CONNECT" and 200 <= code < 300:
@@ -515,11 +521,12 @@ class _Converter:
 
 def _copied(value: Any) -> Any:
     """A copy of JSON-like metadata (lists and dicts copied, scalars shared): what
-    ``copy.deepcopy`` gives for it, at a fraction of the cost."""
+    ``copy.deepcopy`` gives for it, at a fraction of the cost (scalars, most of the
+    values, are taken without a call)."""
     if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
+        return {k: _copied(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_copied(v) for v in value]
+        return [_copied(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

@@ -40,6 +40,15 @@ class Headers(MutableMapping[str, str]):
         for name, text in headers.items():
             self[_bytes(name).replace(b"_", b"-").decode("utf-8", "surrogateescape")] = text
 
+    @classmethod
+    def from_parsed(cls, fields: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers of fields the parser made (bytes pairs by construction): the same
+        as ``Headers(fields)`` without checking each field's type, which is a
+        noticeable share of reading a capture's HTTP."""
+        self = cls.__new__(cls)
+        self.fields = tuple(fields)
+        return self
+
     # -- mapping ---------------------------------------------------------------------
 
     @staticmethod

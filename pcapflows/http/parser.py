@@ -78,19 +78,24 @@ class HeadResult:
 
 def _lines(data: bytes, pos: int, end: int) -> tuple[list[bytes], int] | None:
     """The lines from ``pos`` up to an empty line, and the position after it; None if
-    no empty line comes before ``end``. Lines lose their CRLF or bare LF."""
-    lines: list[bytes] = []
-    while True:
-        nl = data.find(b"\n", pos, end)
-        if nl < 0:
-            return None
-        line = data[pos:nl]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        pos = nl + 1
-        if not line:
-            return lines, pos
-        lines.append(line)
+    no empty line comes before ``end``. Lines lose their CRLF or bare LF.
+
+    The empty line is found with two searches and the head split once, rather than
+    line by line: this runs for every message of every connection."""
+    if data.startswith(b"\n", pos):
+        return ([], pos + 1) if pos < end else None
+    if data.startswith(b"\r\n", pos):
+        return ([], pos + 2) if pos + 1 < end else None
+    lf = data.find(b"\n\n", pos, end)
+    crlf = data.find(b"\n\r\n", pos, end if lf < 0 else lf + 3)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        stop, after = crlf, crlf + 3
+    elif lf >= 0:
+        stop, after = lf, lf + 2
+    else:
+        return None
+    lines = data[pos:stop].split(b"\n")
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines], after
 
 
 def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
@@ -107,12 +112,12 @@ def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
             else:
                 ignored += 1
             continue
-        colon = line.find(b":")
-        name = line[:colon].rstrip(b" \t") if colon > 0 else b""
-        if not name or any(c in b" \t" for c in name):
+        name, colon, value = line.partition(b":")
+        name = name.rstrip(b" \t")
+        if not colon or not name or b" " in name or b"\t" in name:
             ignored += 1
             continue
-        fields.append((name, line[colon + 1 :].strip(b" \t")))
+        fields.append((name, value.strip(b" \t")))
     return fields, ignored
 
 
