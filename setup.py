@@ -82,6 +82,11 @@ class BuildCompiled(build_ext):
         return _DECIDED
 
     def _decide(self) -> list[Extension]:
+        if sys.argv[1:2] in (["egg_info"], ["dist_info"]):
+            # pip asks for the metadata in processes of their own, which finalize this
+            # command too: mypyc there would run three times per install (about 15 s
+            # each) for a result only the build itself uses.
+            return []
         if ACCEL.pure_requested():
             _say(f"{ACCEL.PURE_ENV} is set: plain Python")
             return []
