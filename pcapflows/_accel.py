@@ -50,6 +50,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "pcapflows.reassembly.connection",
     "pcapflows.reassembly.assembler",
     "pcapflows.model.build",
+    "pcapflows.flowspec",
     "pcapflows.pcapwrite",
 )
 #: mypyc's group name: the shared library of the build is the top-level module

@@ -23,9 +23,10 @@ from typing import Any, BinaryIO, Literal, cast
 
 from pcapflows.api import read
 from pcapflows.errors import CaptureError, FlowFileError
+from pcapflows.flowspec import spec_start
 from pcapflows.io.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
 from pcapflows.mitmfile import MitmWriter, Target, read_mitm_states
-from pcapflows.pcapwrite import CaptureWriter, flow_spec, spec_start
+from pcapflows.pcapwrite import CaptureWriter, flow_spec
 from pcapflows.stats import ReadStats
 
 OutputFormat = Literal["pcapng", "pcap", "mitm"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from pcapflows.pcapwrite import FlowSpec
+from pcapflows.flowspec import FlowSpec
 
 _HOP = frozenset({b"content-length", b"transfer-encoding"})
 

@@ -40,8 +40,8 @@ from hypothesis import strategies as st
 from tcptable import CORPUS
 
 import pcapflows
-from pcapflows.cli.follow import view
 from pcapflows.cli.listing import row
+from pcapflows.cli.views import view
 from pcapflows.stats import MAX_ANOMALY_DETAILS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from typing import Any
 
 from pcapflows.cli import colour
 from pcapflows.cli.describe import ending, notes
-from pcapflows.cli.follow import hexdump, view
+from pcapflows.cli.views import hexdump, view
 from pcapflows.http.convert import flows_from_tcp
 from pcapflows.http.model import HTTPFlow, Message, Request, Response
 from pcapflows.model.tcp import TCPFlow
