@@ -509,13 +509,18 @@ class MitmReader(Closing, Iterator[TCPFlow]):
             if kind != "tcp":
                 self.skipped[kind if isinstance(kind, str) else repr(kind)] += 1
                 continue
-            try:
-                flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise self._error(str(exc)) from None
-            self.flows += 1
-            return flow
+            return self._tcp_flow(state)
         raise StopIteration
+
+    def _tcp_flow(self, state: dict[str, Any]) -> TCPFlow:
+        """A TCP flow's state as a pcapflows flow, checked as the writer checks it; a
+        state mitmproxy would not read is this file's damage."""
+        try:
+            flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self._error(str(exc)) from None
+        self.flows += 1
+        return flow
 
     @property
     def offset(self) -> int:
@@ -628,12 +633,7 @@ class MitmStateReader(MitmReader):
                 break
             if state.get("type") != "tcp":
                 return state
-            try:
-                flow = cast(TCPFlow, TCPFlow.from_state(_READ(state, "state")))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise self._error(str(exc)) from None
-            self.flows += 1
-            return flow
+            return self._tcp_flow(state)
         raise StopIteration
 
 

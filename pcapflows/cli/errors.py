@@ -7,6 +7,11 @@ subcommand; the codes are those of the command before it had subcommands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 EXIT_OK = 0
 #: The input could not be read as a capture (missing, unreadable, not a capture).
 EXIT_BAD_INPUT = 1
@@ -41,3 +46,24 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class WriteFailed(Exception):
+    """An ``OSError`` of a file a command writes (a flow file, an export), told apart
+    from one of standard output, which :func:`pcapflows.cli.main` handles itself (a
+    closed pipe quietly, a full disk with one line)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def guarded(target: str, write: Callable[..., T], *args: Any) -> T:
+    """``write(*args)`` on output ``target``: an ``OSError`` becomes :class:`WriteFailed`,
+    unless the target is standard output (``-``), whose errors go on to ``main``."""
+    if target == "-":
+        return write(*args)
+    try:
+        return write(*args)
+    except OSError as exc:
+        raise WriteFailed(exc) from exc

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from pcapflows.cli.describe import ending
-from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, CliError
+from pcapflows.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    CliError,
+    WriteFailed,
+    guarded,
+)
 from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Scan, add_read_arguments, report
 from pcapflows.model.tcp import TCPFlow
@@ -60,14 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _WriteFailed(Exception):
-    """An OSError of the output file, told apart from one of standard output."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def run(args: argparse.Namespace) -> int:
     scan = Scan(args, args.captures)
     target: str = args.output
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             count = _mitm(scan, target)
         else:
             count = _dir(scan, Path(target))
-    except _WriteFailed as exc:
+    except WriteFailed as exc:
         why = exc.error.strerror or exc.error
         print(f"pcapflows: error: cannot write {target}: {why}", file=sys.stderr)
         scan.close()
@@ -100,10 +99,9 @@ def _flows(scan: Scan) -> Iterator[tuple[str, TCPFlow]]:
 def _open(target: str, binary: bool) -> IO[Any]:
     if target == "-":
         return sys.stdout.buffer if binary else sys.stdout
-    try:
-        return open(target, "wb" if binary else "w", encoding=None if binary else "utf-8")
-    except OSError as exc:
-        raise _WriteFailed(exc) from None
+    return guarded(
+        target, lambda: open(target, "wb" if binary else "w", encoding=None if binary else "utf-8")
+    )
 
 
 def _jsonl(scan: Scan, target: str) -> int:
@@ -112,46 +110,23 @@ def _jsonl(scan: Scan, target: str) -> int:
     try:
         for label, flow in _flows(scan):
             line = dumps(flow_record(flow, label)) + "\n"
-            if target == "-":
-                out.write(line)
-            else:
-                try:
-                    out.write(line)
-                except OSError as exc:
-                    raise _WriteFailed(exc) from None
+            guarded(target, out.write, line)
             count += 1
     finally:
         if target != "-":
-            try:
-                out.close()
-            except OSError as exc:
-                raise _WriteFailed(exc) from None
+            guarded(target, out.close)
     return count
 
 
 def _mitm(scan: Scan, target: str) -> int:
     from pcapflows.mitmfile import MitmWriter
 
-    try:
-        writer = MitmWriter(target)
-    except OSError as exc:
-        raise _WriteFailed(exc) from None
+    writer = guarded(target, MitmWriter, target)
     try:
         for _, flow in _flows(scan):
-            if target == "-":
-                writer.add(flow)
-            else:
-                try:
-                    writer.add(flow)
-                except OSError as exc:
-                    raise _WriteFailed(exc) from None
+            guarded(target, writer.add, flow)
     finally:
-        try:
-            writer.close()
-        except OSError as exc:
-            if target != "-":
-                raise _WriteFailed(exc) from None
-            raise
+        guarded(target, writer.close)
     return writer.count
 
 
@@ -195,7 +170,7 @@ def _dir(scan: Scan, out: Path) -> int:
             out.mkdir(parents=True)
         index = open(out / "index.tsv", "w", encoding="utf-8")
     except OSError as exc:
-        raise _WriteFailed(exc) from None
+        raise WriteFailed(exc) from None
     used: dict[str, int] = {}
     count = 0
     try:
@@ -245,10 +220,10 @@ def _dir(scan: Scan, out: Path) -> int:
             )
             count += 1
     except OSError as exc:
-        raise _WriteFailed(exc) from None
+        raise WriteFailed(exc) from None
     finally:
         try:
             index.close()
         except OSError as exc:
-            raise _WriteFailed(exc) from None
+            raise WriteFailed(exc) from None
     return count

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from pcapflows.cli import colour
-from pcapflows.cli.describe import ending, notes
-from pcapflows.cli.views import hexdump, view
+from pcapflows.cli.views import header, hexdump, view
 from pcapflows.http.convert import flows_from_tcp
 from pcapflows.http.model import HTTPFlow, Message, Request, Response
 from pcapflows.model.tcp import TCPFlow
-from pcapflows.output import endpoint, escape, is_text, utc
+from pcapflows.output import escape, is_text, utc
 
 
 def _body(
@@ -168,16 +167,7 @@ def http_view(
         )
         yield from view(flow, hex_only=hex_only, max_bytes=max_bytes, colour_on=colour_on)
         return
-    meta = flow.metadata["pcapflows"]
-    extra = notes(meta)
-    yield (
-        f"Stream {meta['stream']}: client {endpoint(flow.client_conn.peername)}  "
-        f"server {endpoint(flow.server_conn.address)}"
-    )
-    yield (
-        f"Started {utc(flow.client_conn.timestamp_start, 6)} UTC, ended: {ending(meta)}"
-        + (f" ({extra})" if extra else "")
-    )
+    yield from header(flow)
     for f in flows:
         if isinstance(f, HTTPFlow):
             yield from _exchange(f, hex_only, max_bytes, colour_on)

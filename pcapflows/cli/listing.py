@@ -11,7 +11,14 @@ import sys
 from collections.abc import Iterable, Iterator
 
 from pcapflows.cli.describe import duration, ending, flow_duration, notes, size
-from pcapflows.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, CliError
+from pcapflows.cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    CliError,
+    WriteFailed,
+    guarded,
+)
 from pcapflows.cli.jsonl import dumps, flow_record
 from pcapflows.cli.reading import Item, Scan, add_read_arguments, report
 from pcapflows.cli.table import Table
@@ -128,14 +135,6 @@ def row(flow: TCPFlow, exact: bool) -> list[str]:
     ]
 
 
-class _WriteFailed(Exception):
-    """An OSError of the flow file, told apart from one of standard output."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 class _Output:
     """The flow file of ``--write``, created at the first flow (or at the end of a
     capture without any), so that an unreadable capture leaves no file behind."""
@@ -165,15 +164,8 @@ class _Output:
         flows: list[Flow] = [flow]
         if self.http:
             flows = self.converted[id(flow)] = http_flows(flow)
-        if self.to_stdout:
-            for f in flows:
-                writer.add(f)  # standard output's errors go to main()
-            return
-        try:
-            for f in flows:
-                writer.add(f)
-        except OSError as exc:
-            raise _WriteFailed(exc) from exc
+        for f in flows:
+            guarded(self.target, writer.add, f)
 
     def writing(self, items: Iterable[Item]) -> Iterator[Item]:
         """The items, each flow written as it finishes (before the listing's
@@ -190,12 +182,7 @@ class _Output:
             self._open()
         if self.writer is None:
             return 0
-        try:
-            self.writer.close()
-        except OSError as exc:
-            if self.to_stdout:
-                raise
-            raise _WriteFailed(exc) from exc
+        guarded(self.target, self.writer.close)
         return self.writer.count
 
 
@@ -231,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             # An error of standard output on its way to main() is not stopped here.
             count = output.close(complete)
-    except _WriteFailed as exc:
+    except WriteFailed as exc:
         why = exc.error.strerror or exc.error
         raise CliError(f"pcapflows: error: cannot write {args.write}: {why}", EXIT_OUTPUT) from exc
     if not output.to_stdout:

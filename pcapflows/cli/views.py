@@ -50,15 +50,9 @@ def _conflict_note(c: dict[str, Any]) -> str:
     )
 
 
-def view(
-    flow: TCPFlow,
-    *,
-    hex_only: bool = False,
-    side: bool | None = None,
-    max_bytes: int | None = None,
-    colour_on: bool = False,
-) -> Iterator[str]:
-    """The lines of the text and hex formats."""
+def header(flow: TCPFlow) -> Iterator[str]:
+    """The two lines a conversation starts with: its endpoints, when it started and how
+    it ended (the text, hex and HTTP views alike)."""
     meta = flow.metadata["pcapflows"]
     extra = notes(meta)
     yield (
@@ -69,6 +63,19 @@ def view(
         f"Started {utc(flow.client_conn.timestamp_start, 6)} UTC, ended: {ending(meta)}"
         + (f" ({extra})" if extra else "")
     )
+
+
+def view(
+    flow: TCPFlow,
+    *,
+    hex_only: bool = False,
+    side: bool | None = None,
+    max_bytes: int | None = None,
+    colour_on: bool = False,
+) -> Iterator[str]:
+    """The lines of the text and hex formats."""
+    meta = flow.metadata["pcapflows"]
+    yield from header(flow)
     gaps: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     for g in sorted(meta["gaps"], key=lambda g: g["offset"]):
         gaps[bool(g["from_client"])].append(g)
