@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Iterator
+from itertools import groupby
+from operator import attrgetter
 
+from pcapflows.api import in_stream_order
 from pcapflows.cli.describe import duration, ending, flow_duration, notes, size
 from pcapflows.cli.errors import (
     EXIT_INTERRUPTED,
@@ -88,29 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def in_order(items: Iterable[Item]) -> Iterator[tuple[str, TCPFlow]]:
-    """Items (finishing order) re-ordered by index within each capture; the connections
-    the filter did not want only mark their index as done."""
-    waiting: dict[int, TCPFlow | None] = {}
-    want = 0
-    current: str | None = None
-    for item in items:
-        if item.capture != current:
-            for k in sorted(waiting):
-                f = waiting[k]
-                if f is not None and current is not None:
-                    yield current, f
-            waiting, want, current = {}, 0, item.capture
-        waiting[item.stream] = item.flow
-        while want in waiting:
-            f = waiting.pop(want)
-            if f is not None:
-                yield current, f
-            want += 1
-    if current is not None:
-        for k in sorted(waiting):
-            f = waiting[k]
-            if f is not None:
-                yield current, f
+    """Items (finishing order, one capture after the other) re-ordered by index within
+    each capture; the connections the filter did not want only mark their index as
+    done."""
+    for capture, group in groupby(items, key=attrgetter("capture")):
+        for flow in in_stream_order((item.stream, item.flow) for item in group):
+            if flow is not None:
+                yield capture, flow
 
 
 def row(flow: TCPFlow, exact: bool) -> list[str]:
