@@ -4,6 +4,7 @@ exchanges a reader must find in it (ground truth written by hand)."""
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 import zlib
 from typing import Any
 
@@ -392,3 +393,37 @@ def test_malformed_never_raises(data: bytes) -> None:
     assert all("error" not in f.metadata["pcapflows"].get("http", {}) for f in flows)
     sent = b"".join(m.content for f in flows if isinstance(f, TCPFlow) for m in f.messages)
     assert sent or any(isinstance(f, HTTPFlow) for f in flows)
+
+
+def test_bodies_copied_at_most_once() -> None:
+    """Issue 12: bodies are not copied more than once. Two keep-alive exchanges whose
+    16 MiB responses come in one TCP message each, the server's bytes one run (the
+    client spoke in between): building the flows allocates at most the bodies once
+    more (traced by tracemalloc), and a body that is a whole TCP message is that
+    message's bytes object."""
+    size = 16 << 20
+    bodies = [bytes([65 + i]) * size for i in range(2)]
+    heads = [f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode() for _ in bodies]
+    flow = tcp_flow(
+        [
+            (True, b"GET /0 HTTP/1.1\r\n\r\n"),
+            (False, heads[0] + bodies[0]),
+            (True, b"GET /1 HTTP/1.1\r\n\r\n"),
+            (False, heads[1]),
+            (True, b"X-Late: not a request, only some client bytes between\r\n"),
+            (False, bodies[1]),
+        ]
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        flows = flows_from_tcp(flow)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    http = [f for f in flows if isinstance(f, HTTPFlow)]
+    assert [f.response.raw_content for f in http if f.response] == bodies
+    # One copy of the first body (sliced out of its message), none of the second.
+    assert size <= peak < size + (1 << 20), peak
+    assert http[1].response is not None
+    assert http[1].response.raw_content is flow.messages[5].content

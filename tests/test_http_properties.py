@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pcapflows.http import flows_from_tcp
+from pcapflows.http.parser import _fields, parse_fields
 
 CLIENT_BYTES = (
     b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -97,3 +98,22 @@ def test_random_bytes_never_raise(client: bytes, server: bytes, prefix: bool) ->
     for f in flows:
         assert "error" not in f.metadata.get("pcapflows", {}).get("http", {})
         f.get_state()
+
+
+# A field line from the characters that decide how it is read: names, colons, spaces,
+# tabs, CRs, obs-fold's leading whitespace.
+_LINE = st.lists(st.sampled_from([b"a", b"B", b"-", b":", b" ", b"\t", b"\r", b"x:y", b"\xff"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_LINE.map(b"".join), max_size=8), st.booleans())
+def test_field_block_fast_path_agrees(lines: list[bytes], crlf: bool) -> None:
+    """The one-search reading of a head's field block (``_fields``) gives what the
+    line-by-line reading (``parse_fields``) gives, on any lines: fields and the count
+    of lines skipped."""
+    end = b"\r\n" if crlf else b"\n"
+    block = b"".join(line + end for line in lines)
+    # Each line as the line-by-line reading sees it: its newline and one CR before it
+    # gone (a line that itself ends in CR loses that CR to a bare LF too).
+    expected = parse_fields([(line + end)[:-1].removesuffix(b"\r") for line in lines])
+    assert _fields(block) == expected

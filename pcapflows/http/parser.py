@@ -19,6 +19,7 @@ was captured.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -76,26 +77,57 @@ class HeadResult:
     gap: tuple[int, int] | None = None
 
 
+def _head_bounds(data: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """Where the head starting at ``pos`` stops (the index of the newline that ends
+    its last line) and where what follows it starts; None if no empty line comes
+    before ``end``. A head made of an empty line alone stops before ``pos``.
+
+    The empty line is found with two searches rather than line by line: this runs
+    for every message of every connection. CRLF heads (nearly all of them) are
+    looked for first, so that each search stops at the head's end instead of
+    running on through the body to ``end``."""
+    if data.startswith(b"\n", pos):
+        return (pos - 1, pos + 1) if pos < end else None
+    if data.startswith(b"\r\n", pos):
+        return (pos - 1, pos + 2) if pos + 1 < end else None
+    crlf = data.find(b"\n\r\n", pos, end)
+    lf = data.find(b"\n\n", pos, end if crlf < 0 else crlf + 1)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, crlf + 3
+    if lf >= 0:
+        return lf, lf + 2
+    return None
+
+
+def _split_lines(text: bytes) -> list[bytes]:
+    """Lines of ``text`` without their CRLF or bare LF."""
+    return [line[:-1] if line.endswith(b"\r") else line for line in text.split(b"\n")]
+
+
 def _lines(data: bytes, pos: int, end: int) -> tuple[list[bytes], int] | None:
     """The lines from ``pos`` up to an empty line, and the position after it; None if
-    no empty line comes before ``end``. Lines lose their CRLF or bare LF.
-
-    The empty line is found with two searches and the head split once, rather than
-    line by line: this runs for every message of every connection."""
-    if data.startswith(b"\n", pos):
-        return ([], pos + 1) if pos < end else None
-    if data.startswith(b"\r\n", pos):
-        return ([], pos + 2) if pos + 1 < end else None
-    lf = data.find(b"\n\n", pos, end)
-    crlf = data.find(b"\n\r\n", pos, end if lf < 0 else lf + 3)
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        stop, after = crlf, crlf + 3
-    elif lf >= 0:
-        stop, after = lf, lf + 2
-    else:
+    no empty line comes before ``end``. Lines lose their CRLF or bare LF."""
+    got = _head_bounds(data, pos, end)
+    if got is None:
         return None
-    lines = data[pos:stop].split(b"\n")
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines], after
+    stop, after = got
+    return (_split_lines(data[pos:stop]) if stop >= pos else []), after
+
+
+#: One header line as nearly every sender writes it: a name without spaces or CR, a
+#: colon, a value without CR, then CRLF or LF. :func:`_fields` takes a head's field
+#: block in one search when every line is like this, and falls back to
+#: :func:`parse_fields`, which has the final word on every other line, when one is
+#: not (so the two always agree: the test suite checks it on generated heads).
+_FIELD = re.compile(rb"(?m)^([^ \t:\r\n]+)[ \t]*:[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r?\n")
+
+
+def _fields(block: bytes) -> tuple[Fields, int]:
+    """The fields of a head's field block (each line ending in its newline)."""
+    found: Fields = _FIELD.findall(block)
+    if len(found) == block.count(b"\n"):
+        return found, 0
+    return parse_fields(_split_lines(block[:-1]))
 
 
 def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
@@ -155,10 +187,48 @@ def _could_start(prefix: bytes, request: bool) -> bool:
     return prefix[:n] == b"HTTP/"[:n]
 
 
+def _text(
+    side: Side, i: int, offset: int, size: int, complete: Callable[[bytes, int, int], bool]
+) -> tuple[bytes, int, int]:
+    """Bytes to read a head or a line at ``offset`` from, in piece ``i``: ``(data, base,
+    run_end)`` with ``data[offset - base:]`` the bytes from ``offset`` and ``run_end``
+    where their run ends. That is the piece itself when what is looked for is
+    ``complete`` inside it (``complete(data, pos, limit)``) or the run ends with it,
+    else a window of up to ``size`` bytes of the run, joined: only a head or a line
+    that goes on into the next TCP message is copied."""
+    data, base, run_end = side.datas[i], side.offsets[i], side.run_ends[i]
+    if base + len(data) < min(run_end, offset + size):
+        pos = offset - base
+        if not complete(data, pos, min(len(data), pos + size)):
+            return side.joined(offset, size), offset, run_end
+    return data, base, run_end
+
+
+def _has_head(data: bytes, pos: int, limit: int) -> bool:
+    return _head_bounds(data, _skip_empty(data, pos), limit) is not None
+
+
+def _has_line(data: bytes, pos: int, limit: int) -> bool:
+    return data.find(b"\n", pos, limit) >= 0
+
+
+def _has_two(data: bytes, pos: int, limit: int) -> bool:
+    return limit - pos >= 2
+
+
+def _skip_empty(data: bytes, pos: int) -> int:
+    """Past the empty lines (up to :data:`MAX_LEADING_EMPTY`) at ``pos``."""
+    skipped = 0
+    while skipped < MAX_LEADING_EMPTY and data.startswith((b"\r\n", b"\n"), pos):
+        pos += 2 if data[pos] == 0x0D else 1
+        skipped += 1
+    return pos
+
+
 def read_head(side: Side, offset: int, request: bool) -> HeadResult:
     """Parse the head of a request (``request=True``) or response at ``offset``."""
-    run = side.run_at(offset)
-    if run is None:
+    i = side.piece_at(offset)
+    if i < 0:
         g = side.gap_at(offset)
         if g is not None:
             return HeadResult(None, "gap", (g[0], g[1]))
@@ -166,14 +236,11 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
         if nxt is not None:
             return HeadResult(None, "gap", (offset, nxt.offset - offset))
         return HeadResult(None, "end")
-    data = run.data
-    pos = offset - run.offset
+    data, base, run_end = _text(side, i, offset, MAX_HEAD, _has_head)
+    pos = offset - base
     limit = min(len(data), pos + MAX_HEAD)
-    skipped = 0
-    while skipped < MAX_LEADING_EMPTY and data.startswith((b"\r\n", b"\n"), pos):
-        pos += 2 if data[pos] == 0x0D else 1
-        skipped += 1
-    got = _lines(data, pos, limit)
+    pos = _skip_empty(data, pos)
+    got = _head_bounds(data, pos, limit)
     if got is None:
         nl = data.find(b"\n", pos, limit)
         first = data[pos:nl].rstrip(b"\r") if nl >= 0 else None
@@ -184,22 +251,26 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
             return HeadResult(None, "invalid")
         if limit - pos >= MAX_HEAD:
             return HeadResult(None, "too long")
-        if run.end >= side.end:
-            g = side.gap_at(run.end)
+        if run_end >= side.end:
+            g = side.gap_at(run_end)
             if g is not None:
                 return HeadResult(None, "gap", (g[0], g[1]))
             return HeadResult(None, "end")
-        nxt = side.next_run(run.end)
+        nxt = side.next_run(run_end)
         assert nxt is not None
-        return HeadResult(None, "gap", (run.end, nxt.offset - run.end))
-    lines, after = got
-    if not lines:
+        return HeadResult(None, "gap", (run_end, nxt.offset - run_end))
+    stop, after = got
+    if stop < pos:
         return HeadResult(None, "invalid")
-    start = _split_request_line(lines[0]) if request else _split_status_line(lines[0])
+    nl = data.find(b"\n", pos, stop)
+    line = data[pos:stop] if nl < 0 else data[pos:nl]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    start = _split_request_line(line) if request else _split_status_line(line)
     if start is None:
         return HeadResult(None, "invalid")
-    fields, ignored = parse_fields(lines[1:])
-    return HeadResult(Head(start, fields, offset, run.offset + after, ignored))
+    fields, ignored = _fields(data[nl + 1 : stop + 1]) if nl >= 0 else ([], 0)
+    return HeadResult(Head(start, fields, offset, base + after, ignored))
 
 
 # --- framing ------------------------------------------------------------------------
@@ -211,29 +282,36 @@ def _values(fields: Fields, name: bytes) -> list[bytes]:
     return [v for k, v in fields if k.lower() == name]
 
 
+def framing_fields(fields: Fields) -> tuple[bool | None, int | Literal["invalid"] | None]:
+    """What the fields say of the body's framing, in one pass over them:
+    (:func:`is_chunked`, :func:`content_length`). Every message asks this, so names
+    are compared only when their length is that of the two fields it looks for."""
+    codings: list[bytes] = []
+    lengths: list[bytes] = []
+    for k, v in fields:
+        n = len(k)
+        if n == 14 and k.lower() == b"content-length":
+            lengths.extend(p.strip() for p in v.split(b","))
+        elif n == 17 and k.lower() == b"transfer-encoding":
+            codings.extend(c for c in (c.strip().lower() for c in v.split(b",")) if c)
+    chunked = codings[-1] == b"chunked" if codings else None
+    if not lengths:
+        return chunked, None
+    if any(not v.isdigit() for v in lengths) or len(set(map(int, lengths))) != 1:
+        return chunked, "invalid"
+    return chunked, int(lengths[0])
+
+
 def content_length(fields: Fields) -> int | Literal["invalid"] | None:
     """The body length the Content-Length fields give: None without one, "invalid"
     when they disagree or are not numbers (equal duplicates and lists are fine)."""
-    values = [p.strip() for v in _values(fields, b"content-length") for p in v.split(b",")]
-    if not values:
-        return None
-    if any(not v.isdigit() for v in values) or len(set(map(int, values))) != 1:
-        return "invalid"
-    return int(values[0])
+    return framing_fields(fields)[1]
 
 
 def is_chunked(fields: Fields) -> bool | None:
     """True when chunked is the last transfer coding, False for another coding, None
     without Transfer-Encoding."""
-    codings = [
-        c.strip().lower()
-        for v in _values(fields, b"transfer-encoding")
-        for c in v.split(b",")
-        if c.strip()
-    ]
-    if not codings:
-        return None
-    return codings[-1] == b"chunked"
+    return framing_fields(fields)[0]
 
 
 def has_token(fields: Fields, name: bytes, token: bytes) -> bool:
@@ -262,16 +340,21 @@ class Body:
 
 
 class _Collector:
-    """Collects body bytes, keeping only those before the first gap."""
+    """Collects body bytes, keeping only those before the first gap.
+
+    Parts are views of the TCP messages' bytes, joined once at the end; a body that
+    is a whole TCP message is that message's bytes object, not copied at all."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.cut = False
         self.incomplete: list[dict[str, int | str]] = []
 
-    def add(self, data: bytes) -> None:
-        if not self.cut and data:
-            self.parts.append(data)
+    def add(self, data: bytes, start: int, stop: int) -> None:
+        if not self.cut and stop > start:
+            self.parts.append(
+                data if start == 0 and stop == len(data) else memoryview(data)[start:stop]
+            )
 
     def gap(self, offset: int, length: int) -> None:
         self.cut = True
@@ -286,7 +369,10 @@ class _Collector:
             self.incomplete.append({"offset": offset, "length": missing, "cause": "end"})
 
     def content(self) -> bytes:
-        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        parts = self.parts
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
+        return b"".join(parts)
 
 
 def _fixed(side: Side, offset: int, n: int, out: _Collector) -> tuple[int, bool]:
@@ -294,9 +380,10 @@ def _fixed(side: Side, offset: int, n: int, out: _Collector) -> tuple[int, bool]
     the stream goes on right after them (False: it ended, or a gap runs past them)."""
     target = offset + n
     cur = offset
+    offsets, datas = side.offsets, side.datas
     while cur < target:
-        run = side.run_at(cur)
-        if run is None:
+        i = side.piece_at(cur)
+        if i < 0:
             nxt = side.next_run(cur)
             if nxt is None:
                 out.ended(side, cur, target - cur)
@@ -306,24 +393,31 @@ def _fixed(side: Side, offset: int, n: int, out: _Collector) -> tuple[int, bool]
                 return target, False
             cur = nxt.offset
             continue
-        stop = min(target, run.end)
-        out.add(run.data[cur - run.offset : stop - run.offset])
-        cur = stop
+        # The pieces of the run, one after the other.
+        while True:
+            data, base = datas[i], offsets[i]
+            stop = min(target, base + len(data))
+            out.add(data, cur - base, stop - base)
+            cur = stop
+            i += 1
+            if cur >= target or i >= len(datas) or offsets[i] != cur:
+                break
     return target, True
 
 
 def _line(side: Side, offset: int) -> tuple[bytes, int] | None:
     """The line at ``offset`` (without its line end) and the offset after it; None if
     it is not all captured in one run."""
-    run = side.run_at(offset)
-    if run is None:
+    i = side.piece_at(offset)
+    if i < 0:
         return None
-    pos = offset - run.offset
-    nl = run.data.find(b"\n", pos, pos + 4096)
+    data, base, _ = _text(side, i, offset, 4096, _has_line)
+    pos = offset - base
+    nl = data.find(b"\n", pos, pos + 4096)
     if nl < 0:
         return None
-    line = run.data[pos:nl]
-    return (line[:-1] if line.endswith(b"\r") else line), run.offset + nl + 1
+    line = data[pos:nl]
+    return (line[:-1] if line.endswith(b"\r") else line), base + nl + 1
 
 
 def _chunked(side: Side, offset: int, out: _Collector) -> Body:
@@ -344,30 +438,31 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
             body.broken = f"invalid chunk size {size_text[:20]!r}"
             return body
         if size == 0:
-            run = side.run_at(after)
-            if run is None:
+            i = side.piece_at(after)
+            if i < 0:
                 if side.next_run(after) is None and side.gap_at(after) is None:
                     # The stream ends right after the last chunk: no trailers, no CRLF.
                     return Body(out.content(), after, after - 1, True, out.incomplete)
                 out.ended(side, after, -1)
                 return Body(out.content(), after, after - 1, False, out.incomplete)
-            got_lines = _lines(run.data, after - run.offset, len(run.data))
+            data, base, run_end = _text(side, i, after, MAX_HEAD, _has_head)
+            got_lines = _lines(data, after - base, len(data))
             if got_lines is None:
-                out.ended(side, run.end, -1)
-                return Body(out.content(), run.end, run.end - 1, False, out.incomplete)
+                out.ended(side, run_end, -1)
+                return Body(out.content(), run_end, run_end - 1, False, out.incomplete)
             lines, end = got_lines
             trailers, _ = parse_fields(lines)
-            end += run.offset
+            end += base
             return Body(out.content(), end, end - 1, True, out.incomplete, trailers or None)
         cur, ok = _fixed(side, after, size, out)
         if not ok:
             return Body(out.content(), cur, cur - 1, False, out.incomplete)
-        run = side.run_at(cur)
-        if run is not None:
-            data, pos = run.data, cur - run.offset
-            if data.startswith(b"\r\n", pos):
+        i = side.piece_at(cur)
+        if i >= 0:
+            data, base, _ = _text(side, i, cur, 2, _has_two)
+            if data.startswith(b"\r\n", cur - base):
                 cur += 2
-            elif data.startswith(b"\n", pos):
+            elif data.startswith(b"\n", cur - base):
                 cur += 1
 
 

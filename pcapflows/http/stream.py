@@ -1,42 +1,45 @@
-"""One direction of a TCP flow as the HTTP parser sees it: runs of contiguous bytes
-at known stream offsets, separated by the gaps the reassembler reported.
+"""One direction of a TCP flow as the HTTP parser sees it: the bytes it sent, by stream
+offset, in runs of contiguous bytes separated by the gaps the reassembler reported.
 
 A ``TCPFlow`` gives messages (a side's run of contiguous bytes, with the capture time
 of the packet that carried its first byte) and ``metadata["pcapflows"]["gaps"]``
 (offset and length of every hole). Laying the messages of one side end to end and
 stepping over each gap at its offset gives every byte its stream offset; consecutive
-messages of a side with no gap between them are one run (the other side spoke in
-between), so a request split over several messages is parsed as one piece of bytes.
+messages of a side with no gap between them form one run (the other side spoke in
+between), so a request split over several messages is still read as one.
+
+The messages are not joined: each stays a *piece* of its run, and the parser reads
+heads inside a piece, joining a small window of the next pieces only when a head or
+a line goes on past a piece's end. A body is sliced out of the pieces once, into the
+bytes the HTTP flow keeps (or is the TCP message's own bytes object when it is all
+of one): bodies are never copied twice.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 from typing import Any
 
 from pcapflows.model.tcp import TCPFlow
 
 
-@dataclass
 class Run:
-    """Contiguous bytes of one side from ``offset`` on.
+    """Contiguous bytes of one side from ``offset`` to ``end``: the pieces ``first``
+    to ``stop - 1`` of its side."""
 
-    ``starts``/``stamps``/``indexes``: for each TCP message that makes up the run, where
-    it starts in ``data``, its capture time and its position in ``flow.messages``.
-    """
+    __slots__ = ("end", "first", "offset", "side", "stop")
 
-    offset: int
-    parts: list[bytes] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
-    stamps: list[float] = field(default_factory=list)
-    indexes: list[int] = field(default_factory=list)
-    data: bytes = b""
-    length: int = 0
+    def __init__(self, side: Side, offset: int, first: int) -> None:
+        self.side = side
+        self.offset = offset
+        self.end = offset
+        self.first = first
+        self.stop = first
 
     @property
-    def end(self) -> int:
-        return self.offset + self.length
+    def data(self) -> bytes:
+        """The run's bytes, joined (a copy: the parser itself reads the pieces)."""
+        return b"".join(self.side.datas[self.first : self.stop])
 
 
 class Side:
@@ -46,6 +49,14 @@ class Side:
         self.from_client = from_client
         self.runs: list[Run] = []
         self._run_offsets: list[int] = []
+        #: The pieces (the side's non-empty TCP messages), in stream order: where each
+        #: starts, its bytes, its capture time, its position in ``flow.messages`` and
+        #: the end of the run it belongs to.
+        self.offsets: list[int] = []
+        self.datas: list[bytes] = []
+        self.stamps: list[float] = []
+        self.indexes: list[int] = []
+        self.run_ends: list[int] = []
         #: Gaps as the reassembler reported them: (offset, length, capture time).
         self.gaps: list[tuple[int, int, float]] = []
         #: Stream offset of each of the side's TCP messages, by index in the flow.
@@ -56,11 +67,21 @@ class Side:
         """The offset after the last byte captured (0 for a side that sent nothing)."""
         return self.runs[-1].end if self.runs else 0
 
-    def finish(self) -> None:
-        for run in self.runs:
-            run.data = b"".join(run.parts) if len(run.parts) != 1 else run.parts[0]
-            run.parts = []
+    def _add(self, offset: int, data: bytes, stamp: float, index: int, new_run: bool) -> None:
+        if new_run or not self.runs:
+            self.runs.append(Run(self, offset, len(self.datas)))
+        run = self.runs[-1]
+        self.offsets.append(offset)
+        self.datas.append(data)
+        self.stamps.append(stamp)
+        self.indexes.append(index)
+        run.end = offset + len(data)
+        run.stop = len(self.datas)
+        self.message_offsets[index] = offset
+
+    def _finish(self) -> None:
         self._run_offsets = [r.offset for r in self.runs]
+        self.run_ends = [r.end for r in self.runs for _ in range(r.first, r.stop)]
 
     def run_at(self, offset: int) -> Run | None:
         """The run holding the byte at ``offset`` (None: a gap, or past the end)."""
@@ -81,23 +102,40 @@ class Side:
                 return g
         return None
 
+    def piece_at(self, offset: int) -> int:
+        """Index of the piece holding the byte at ``offset``; -1 if none does."""
+        i = bisect.bisect_right(self.offsets, offset) - 1
+        if i >= 0 and offset < self.offsets[i] + len(self.datas[i]):
+            return i
+        return -1
+
+    def joined(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` contiguous bytes from ``offset`` (fewer where its run ends):
+        a copy, for a head or a line that goes on past its piece."""
+        i = self.piece_at(offset)
+        if i < 0:
+            return b""
+        stop = min(offset + size, self.run_ends[i])
+        parts: list[memoryview] = []
+        while offset < stop:
+            data, base = self.datas[i], self.offsets[i]
+            end = min(stop, base + len(data))
+            parts.append(memoryview(data)[offset - base : end - base])
+            offset = end
+            i += 1
+        return b"".join(parts)
+
     def timestamp_at(self, offset: int) -> float | None:
         """Capture time of the TCP message holding the byte at ``offset``: the time of
         the packet that carried that message's first byte (the finest time a TCPFlow
         keeps)."""
-        run = self.run_at(offset)
-        if run is None:
-            return None
-        i = bisect.bisect_right(run.starts, offset - run.offset) - 1
-        return run.stamps[max(i, 0)]
+        i = self.piece_at(offset)
+        return self.stamps[i] if i >= 0 else None
 
     def index_at(self, offset: int) -> int:
         """Position in ``flow.messages`` of the TCP message holding ``offset``."""
-        run = self.run_at(offset)
-        if run is None:
-            return -1
-        i = bisect.bisect_right(run.starts, offset - run.offset) - 1
-        return run.indexes[max(i, 0)]
+        i = self.piece_at(offset)
+        return self.indexes[i] if i >= 0 else -1
 
 
 def sides(flow: TCPFlow) -> tuple[Side, Side]:
@@ -115,30 +153,24 @@ def sides(flow: TCPFlow) -> tuple[Side, Side]:
         side.gaps = sorted(pending[side.from_client])
     cursors = {True: 0, False: 0}
     gap_pos = {True: 0, False: 0}
+    after_gap = {True: False, False: False}
     for index, message in enumerate(flow.messages):
         fc = message.from_client
         side = result[0] if fc else result[1]
         cur = cursors[fc]
-        new_run = not side.runs
         gaps = side.gaps
         while gap_pos[fc] < len(gaps) and gaps[gap_pos[fc]][0] <= cur:
             g = gaps[gap_pos[fc]]
             if g[0] == cur and g[1] > 0:
                 cur += g[1]
-                new_run = True
+                after_gap[fc] = True
             gap_pos[fc] += 1
-        if not message.content:
-            continue
-        if new_run:
-            side.runs.append(Run(cur))
-        run = side.runs[-1]
-        run.starts.append(run.length)
-        run.stamps.append(message.timestamp)
-        run.indexes.append(index)
-        run.parts.append(message.content)
-        run.length += len(message.content)
-        side.message_offsets[index] = cur
-        cursors[fc] = cur + len(message.content)
+        content = message.content
+        if content:
+            side._add(cur, content, message.timestamp, index, after_gap[fc])
+            after_gap[fc] = False
+            cur += len(content)
+        cursors[fc] = cur
     for side in result:
-        side.finish()
+        side._finish()
     return result

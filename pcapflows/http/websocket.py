@@ -74,41 +74,42 @@ def parse_side(side: Side, offset: int, deflate: tuple[bool, bool] | None) -> Ws
     compressed = False
     while cur < side.end:
         start = cur
-        run = side.run_at(cur)
-        if run is None:
+        i = side.piece_at(cur)
+        if i < 0:
             out.stopped_at, out.why = cur, "gap in the WebSocket stream"
             return out
-        data, pos = run.data, cur - run.offset
-        avail = len(data) - pos
+        avail = side.run_ends[i] - cur
         if avail < 2:
             out.stopped_at, out.why = cur, "WebSocket frame cut off"
             return out
-        b0, b1 = data[pos], data[pos + 1]
+        # At most 14 bytes of frame header, copied: a header can straddle two pieces.
+        head = side.joined(cur, 14)
+        b0, b1 = head[0], head[1]
         length = b1 & 0x7F
         hdr = 2
         if length == 126:
             hdr = 4
             if avail >= 4:
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+                length = int.from_bytes(head[2:4], "big")
         elif length == 127:
             hdr = 10
             if avail >= 10:
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                length = int.from_bytes(head[2:10], "big")
         masked = bool(b1 & 0x80)
-        mask_at = pos + hdr
+        mask_at = hdr
         if masked:
             hdr += 4
         if avail < hdr or length > _MAX_FRAME or avail - hdr < length:
             out.stopped_at, out.why = cur, "WebSocket frame cut off"
             return out
-        payload = data[pos + hdr : pos + hdr + length]
+        payload = side.joined(cur + hdr, length)
         if masked:
-            key = data[mask_at : mask_at + 4]
+            key = head[mask_at : mask_at + 4]
             full = (key * (length // 4 + 1))[:length]
             payload = (int.from_bytes(payload, "big") ^ int.from_bytes(full, "big")).to_bytes(
                 length, "big"
             )
-        last = run.offset + pos + hdr + length - 1
+        last = cur + hdr + length - 1
         cur = last + 1
         fin, rsv1, opcode = bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F
         if opcode >= 8:
