@@ -6,13 +6,15 @@
     python bench/bench_http.py --quick                 # the preset at a tenth
     python bench/bench_http.py CAPTURE                 # a capture of your own
     python bench/bench_http.py --quick --profile       # where read_http's time goes
+    python bench/bench_http.py --memory                # and each one's peak memory
 
 The capture is generated once (deterministic) into ``--cache`` and reused. Each
 reader runs ``--repeat`` times, the best run is kept (a shared machine adds noise,
 never removes it); the order alternates so that a warm page cache favours neither.
-Prints packets, flows, HTTP flows, seconds and the ratio. Timings belong here, never
-in unit tests. Whether the compiled core ran is printed too: the ratio is smaller
-with the interpreted core (the same HTTP work over a slower read).
+Prints packets, flows, HTTP flows, seconds and the ratio; with ``--memory``, also
+the peak resident memory (``VmHWM``) of each reader run once in a fresh process.
+Timings belong here, never in unit tests. Whether the compiled core ran is printed
+too: the ratio is smaller with the interpreted core (the same HTTP work over a slower read).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import subprocess
 import sys
 import time
 import warnings
@@ -50,6 +53,23 @@ def http(path: Path) -> tuple[int, int]:
     return 0, n
 
 
+def peak_memory(path: Path, which: str) -> int:
+    """Peak resident memory (bytes) of one run of ``which`` over ``path`` in a fresh
+    Python process: its ``VmHWM``, which starts again at ``exec``."""
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore');"
+        f"sys.path[:0] = [{str(Path(__file__).resolve().parent.parent)!r}];"
+        "import pcapflows;"
+        f"reader = pcapflows.{which}(sys.argv[1])\n"
+        "for _ in reader: pass\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True
+    )
+    return int(out.stdout.split()[-1]) * 1024
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("capture", nargs="?", help="a capture (default: a generated one)")
@@ -58,6 +78,9 @@ def main() -> int:
     ap.add_argument("--cache", default="/tmp/pcapflows-bench", help="where generated captures go")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="profile one read_http() instead")
+    ap.add_argument(
+        "--memory", action="store_true", help="also each reader's peak memory, in a fresh process"
+    )
     args = ap.parse_args()
     if args.capture:
         path = Path(args.capture)
@@ -90,6 +113,9 @@ def main() -> int:
     for which, t in best.items():
         print(f"{which:<10} {t:8.2f} s  {t * 1e6 / max(packets, 1):6.2f} us/packet")
     print(f"ratio read_http/read: {best['read_http'] / best['read']:.2f}")
+    if args.memory:
+        for which in best:
+            print(f"{which:<10} peak memory {peak_memory(path, which) / 2**20:7.1f} MiB")
     return 0
 
 

@@ -36,7 +36,8 @@ from pathlib import Path
 from types import ModuleType
 
 #: The modules ``setup.py`` compiles: the reassembly core and what it builds flows
-#: with, where compiling pays (measured in docs/performance.md). The readers and the
+#: with, and the HTTP layer's stream, parser and converter, where compiling pays
+#: (measured in docs/performance.md and the README's HTTP section). The readers and the
 #: decoder stay interpreted: compiled as they are they ran slower (an interpreted
 #: ``Packet`` built with ``object.__new__``, untyped ``struct`` tuples).
 COMPILED_MODULES: tuple[str, ...] = (
@@ -52,6 +53,9 @@ COMPILED_MODULES: tuple[str, ...] = (
     "pcapflows.model.build",
     "pcapflows.flowspec",
     "pcapflows.pcapwrite",
+    "pcapflows.http.stream",
+    "pcapflows.http.parser",
+    "pcapflows.http.convert",
 )
 #: mypyc's group name: the shared library of the build is the top-level module
 #: ``pcapflows__mypyc``, each listed module a small extension that loads it.

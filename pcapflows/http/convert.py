@@ -62,20 +62,22 @@ def _starts_http(side: Side, request: bool, midstream: bool = True) -> int | Non
     run = side.runs[0]
     # What the two looks read: a start line's 8 KiB (after a few empty lines), and
     # for the search 64 KiB more.
-    if look(side.joined(run.offset, 8192 + 2 * MAX_LEADING_EMPTY)):
+    if look(side.prefix(run, 8192 + 2 * MAX_LEADING_EMPTY)):
         return run.offset
     if not midstream and run.offset == 0:
         return None
-    data = side.joined(run.offset, 65536 + 8192)
+    data = side.prefix(run, 65536 + 8192)
     limit = min(len(data), 65536)
-    pos = 0
-    while True:
-        nxt = [i for i in (data.find(b"\n", pos, limit), data.find(b"\x00", pos, limit)) if i >= 0]
-        if not nxt:
-            return None
-        pos = min(nxt) + 1
-        if look(data[pos : pos + 8192]):
+    # The next LF and the next NUL, each searched for once per occurrence.
+    lf, nul = data.find(b"\n", 0, limit), data.find(b"\x00", 0, limit)
+    while lf >= 0 or nul >= 0:
+        if nul < 0 or 0 <= lf < nul:
+            pos, lf = lf + 1, data.find(b"\n", lf + 1, limit)
+        else:
+            pos, nul = nul + 1, data.find(b"\x00", nul + 1, limit)
+        if look(data, pos):
             return run.offset + pos
+    return None
 
 
 def flows_from_tcp(flow: TCPFlow) -> list[Flow]:

@@ -19,7 +19,6 @@ was captured.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,17 +37,19 @@ _REQUEST = re.compile(
 )
 
 
-def looks_like_request(data: bytes) -> bool:
-    """Whether ``data`` starts with an HTTP/1 request line (after empty lines)."""
-    stripped = data.lstrip(b"\r\n")
-    return len(data) - len(stripped) <= 2 * MAX_LEADING_EMPTY and bool(
-        _REQUEST.match(stripped[:8192])
-    )
+def looks_like_request(data: bytes, start: int = 0) -> bool:
+    """Whether ``data[start:]`` starts with an HTTP/1 request line (after empty lines)."""
+    pos = start
+    while pos < len(data) and data[pos] in b"\r\n":
+        pos += 1
+        if pos - start > 2 * MAX_LEADING_EMPTY:
+            return False
+    return _REQUEST.match(data, pos, pos + 8192) is not None
 
 
-def looks_like_response(data: bytes) -> bool:
-    """Whether ``data`` starts with an HTTP/1 status line."""
-    return bool(_STATUS.match(data))
+def looks_like_response(data: bytes, start: int = 0) -> bool:
+    """Whether ``data[start:]`` starts with an HTTP/1 status line."""
+    return _STATUS.match(data, start) is not None
 
 
 Fields = list[tuple[bytes, bytes]]
@@ -136,7 +137,7 @@ def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
     fields: Fields = []
     ignored = 0
     for line in lines:
-        if line[:1] in (b" ", b"\t"):
+        if line.startswith((b" ", b"\t")):
             if fields:
                 name, value = fields[-1]
                 more = line.strip(b" \t")
@@ -153,7 +154,21 @@ def parse_fields(lines: list[bytes]) -> tuple[Fields, int]:
     return fields, ignored
 
 
+#: The request and status lines nearly everyone sends: single spaces, a target without
+#: whitespace, a reason phrase without CR, LF or tab. Taken in one match; any other
+#: line goes the general way, which gives the same result for these (tested).
+_SIMPLE_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) (HTTP/\d\.\d)\Z")
+_SIMPLE_STATUS_LINE = re.compile(rb"(HTTP/\d\.\d) (\d{3}) (\S[^\r\n\t]*\S|\S)\Z")
+
+
 def _split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    simple = _SIMPLE_REQUEST_LINE.match(line)
+    if simple is not None:
+        return simple.group(1, 2, 3)  # type: ignore[return-value]
+    return _general_request_line(line)
+
+
+def _general_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     # A target with spaces in it (``GET /a b HTTP/1.0``) is taken whole, as servers
     # and tshark take it: the method is the first word, the version the last.
     parts = line.split()
@@ -167,6 +182,13 @@ def _split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
 
 
 def _split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    simple = _SIMPLE_STATUS_LINE.match(line)
+    if simple is not None:
+        return simple.group(1, 2, 3)  # type: ignore[return-value]
+    return _general_status_line(line)
+
+
+def _general_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     parts = line.split(None, 2)
     if len(parts) == 2:
         parts.append(b"")
@@ -185,35 +207,6 @@ def _could_start(prefix: bytes, request: bool) -> bool:
         return all(c in _TCHAR for c in word)
     n = min(len(prefix), 5)
     return prefix[:n] == b"HTTP/"[:n]
-
-
-def _text(
-    side: Side, i: int, offset: int, size: int, complete: Callable[[bytes, int, int], bool]
-) -> tuple[bytes, int, int]:
-    """Bytes to read a head or a line at ``offset`` from, in piece ``i``: ``(data, base,
-    run_end)`` with ``data[offset - base:]`` the bytes from ``offset`` and ``run_end``
-    where their run ends. That is the piece itself when what is looked for is
-    ``complete`` inside it (``complete(data, pos, limit)``) or the run ends with it,
-    else a window of up to ``size`` bytes of the run, joined: only a head or a line
-    that goes on into the next TCP message is copied."""
-    data, base, run_end = side.datas[i], side.offsets[i], side.run_ends[i]
-    if base + len(data) < min(run_end, offset + size):
-        pos = offset - base
-        if not complete(data, pos, min(len(data), pos + size)):
-            return side.joined(offset, size), offset, run_end
-    return data, base, run_end
-
-
-def _has_head(data: bytes, pos: int, limit: int) -> bool:
-    return _head_bounds(data, _skip_empty(data, pos), limit) is not None
-
-
-def _has_line(data: bytes, pos: int, limit: int) -> bool:
-    return data.find(b"\n", pos, limit) >= 0
-
-
-def _has_two(data: bytes, pos: int, limit: int) -> bool:
-    return limit - pos >= 2
 
 
 def _skip_empty(data: bytes, pos: int) -> int:
@@ -236,11 +229,16 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
         if nxt is not None:
             return HeadResult(None, "gap", (offset, nxt.offset - offset))
         return HeadResult(None, "end")
-    data, base, run_end = _text(side, i, offset, MAX_HEAD, _has_head)
-    pos = offset - base
-    limit = min(len(data), pos + MAX_HEAD)
-    pos = _skip_empty(data, pos)
+    data, base, run_end = side.datas[i], side.offsets[i], side.run_ends[i]
+    limit = min(len(data), offset - base + MAX_HEAD)
+    pos = _skip_empty(data, offset - base)
     got = _head_bounds(data, pos, limit)
+    if got is None and base + len(data) < min(run_end, offset + MAX_HEAD):
+        # The head goes on into the run's next piece: read a window of the run.
+        data, base = side.joined(offset, MAX_HEAD), offset
+        limit = len(data)
+        pos = _skip_empty(data, 0)
+        got = _head_bounds(data, pos, limit)
     if got is None:
         nl = data.find(b"\n", pos, limit)
         first = data[pos:nl].rstrip(b"\r") if nl >= 0 else None
@@ -411,9 +409,12 @@ def _line(side: Side, offset: int) -> tuple[bytes, int] | None:
     i = side.piece_at(offset)
     if i < 0:
         return None
-    data, base, _ = _text(side, i, offset, 4096, _has_line)
+    data, base = side.datas[i], side.offsets[i]
     pos = offset - base
     nl = data.find(b"\n", pos, pos + 4096)
+    if nl < 0 and base + len(data) < min(side.run_ends[i], offset + 4096):
+        data, base, pos = side.joined(offset, 4096), offset, 0
+        nl = data.find(b"\n")
     if nl < 0:
         return None
     line = data[pos:nl]
@@ -445,8 +446,11 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
                     return Body(out.content(), after, after - 1, True, out.incomplete)
                 out.ended(side, after, -1)
                 return Body(out.content(), after, after - 1, False, out.incomplete)
-            data, base, run_end = _text(side, i, after, MAX_HEAD, _has_head)
+            data, base, run_end = side.datas[i], side.offsets[i], side.run_ends[i]
             got_lines = _lines(data, after - base, len(data))
+            if got_lines is None and base + len(data) < run_end:
+                data, base = side.joined(after, MAX_HEAD), after
+                got_lines = _lines(data, 0, len(data))
             if got_lines is None:
                 out.ended(side, run_end, -1)
                 return Body(out.content(), run_end, run_end - 1, False, out.incomplete)
@@ -457,13 +461,11 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
         cur, ok = _fixed(side, after, size, out)
         if not ok:
             return Body(out.content(), cur, cur - 1, False, out.incomplete)
-        i = side.piece_at(cur)
-        if i >= 0:
-            data, base, _ = _text(side, i, cur, 2, _has_two)
-            if data.startswith(b"\r\n", cur - base):
-                cur += 2
-            elif data.startswith(b"\n", cur - base):
-                cur += 1
+        after_data = side.joined(cur, 2)  # the chunk's line end, which can straddle pieces
+        if after_data == b"\r\n":
+            cur += 2
+        elif after_data.startswith(b"\n"):
+            cur += 1
 
 
 def read_body(side: Side, offset: int, framing: Framing, length: int = 0) -> Body:

@@ -125,6 +125,14 @@ class Side:
             i += 1
         return b"".join(parts)
 
+    def prefix(self, run: Run, size: int) -> bytes:
+        """Bytes from the start of ``run``, at least ``size`` of them where the run has
+        them: its first piece itself when that is enough (no copy), else joined."""
+        data = self.datas[run.first]
+        if len(data) >= size or run.stop == run.first + 1:
+            return data
+        return self.joined(run.offset, size)
+
     def timestamp_at(self, offset: int) -> float | None:
         """Capture time of the TCP message holding the byte at ``offset``: the time of
         the packet that carried that message's first byte (the finest time a TCPFlow
