@@ -3,6 +3,7 @@ exchanges a reader must find in it (ground truth written by hand)."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import tracemalloc
 import zlib
@@ -427,3 +428,27 @@ def test_bodies_copied_at_most_once() -> None:
     assert size <= peak < size + (1 << 20), peak
     assert http[1].response is not None
     assert http[1].response.raw_content is flow.messages[5].content
+
+
+def test_conversion_leaves_no_cycles() -> None:
+    """A connection's sides are freed as soon as its flows are made, not at the next
+    cyclic collection: the converter makes no reference cycles. (A cycle between a
+    side and its runs once kept every connection's bytes alive until the collector
+    ran: 12 MiB more peak memory on the benchmark capture.)"""
+    flow = tcp_flow(
+        [
+            (True, b"GET /a HTTP/1.1\r\n\r\n"),
+            (False, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+            (True, b"GET /b HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            (False, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x01x"),
+        ]
+    )
+    gc.collect()
+    gc.disable()
+    try:
+        flows = flows_from_tcp(flow)
+        assert [type(f).__name__ for f in flows] == ["HTTPFlow", "HTTPFlow"]
+        del flows
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -25,12 +25,13 @@ from pcapflows.model.tcp import TCPFlow
 
 class Run:
     """Contiguous bytes of one side from ``offset`` to ``end``: the pieces ``first``
-    to ``stop - 1`` of its side."""
+    to ``stop - 1`` of its side (``datas``, the side's list of pieces; a run holds no
+    reference to its side, so that the two make no cycle to wait for the collector)."""
 
-    __slots__ = ("end", "first", "offset", "side", "stop")
+    __slots__ = ("datas", "end", "first", "offset", "stop")
 
-    def __init__(self, side: Side, offset: int, first: int) -> None:
-        self.side = side
+    def __init__(self, datas: list[bytes], offset: int, first: int) -> None:
+        self.datas = datas
         self.offset = offset
         self.end = offset
         self.first = first
@@ -39,7 +40,7 @@ class Run:
     @property
     def data(self) -> bytes:
         """The run's bytes, joined (a copy: the parser itself reads the pieces)."""
-        return b"".join(self.side.datas[self.first : self.stop])
+        return b"".join(self.datas[self.first : self.stop])
 
 
 class Side:
@@ -69,7 +70,7 @@ class Side:
 
     def _add(self, offset: int, data: bytes, stamp: float, index: int, new_run: bool) -> None:
         if new_run or not self.runs:
-            self.runs.append(Run(self, offset, len(self.datas)))
+            self.runs.append(Run(self.datas, offset, len(self.datas)))
         run = self.runs[-1]
         self.offsets.append(offset)
         self.datas.append(data)
