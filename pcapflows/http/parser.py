@@ -276,10 +276,6 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
 Framing = Literal["length", "chunked", "close", "none"]
 
 
-def _values(fields: Fields, name: bytes) -> list[bytes]:
-    return [v for k, v in fields if k.lower() == name]
-
-
 def framing_fields(fields: Fields) -> tuple[bool | None, int | Literal["invalid"] | None]:
     """What the fields say of the body's framing, in one pass over them:
     (:func:`is_chunked`, :func:`content_length`). Every message asks this, so names
@@ -310,11 +306,6 @@ def is_chunked(fields: Fields) -> bool | None:
     """True when chunked is the last transfer coding, False for another coding, None
     without Transfer-Encoding."""
     return framing_fields(fields)[0]
-
-
-def has_token(fields: Fields, name: bytes, token: bytes) -> bool:
-    """Whether a comma-separated field (Connection, Upgrade) holds ``token``."""
-    return any(t.strip().lower() == token for v in _values(fields, name) for t in v.split(b","))
 
 
 @dataclass
