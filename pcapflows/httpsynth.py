@@ -58,7 +58,7 @@ def _message(
 ) -> tuple[bytes, bytes]:
     """The head and the body of one HTTP/1.1 message, framed so a reader finds its end."""
     if not http1:
-        if trailers and body is not None:
+        if trailers:
             headers = [h for h in headers if h[0].lower() not in _HOP]
             headers.append((b"transfer-encoding", b"chunked"))
         elif not bodiless and not _has(headers, b"content-length") and not _chunked(headers):
@@ -128,8 +128,8 @@ def _spec(state: dict[str, Any]) -> FlowSpec:
         http1,
         bodiless=False,
     )
-    runs.append((True, [(head, t_req), (body, _ts(req.get("timestamp_end"), t_req))]))
     last = _ts(req.get("timestamp_end"), t_req)
+    runs.append((True, [(head, t_req), (body, last)]))
     if resp is not None:
         code = int(resp["status_code"])
         reason = bytes(resp.get("reason") or b"")

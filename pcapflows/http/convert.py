@@ -24,6 +24,7 @@ from pcapflows.http.model import HTTPFlow, Request, Response, WebSocketData, Web
 from pcapflows.http.parser import (
     MAX_LEADING_EMPTY,
     Body,
+    Framing,
     Head,
     HeadResult,
     framing_fields,
@@ -34,6 +35,7 @@ from pcapflows.http.parser import (
 )
 from pcapflows.http.stream import Side, sides
 from pcapflows.http.websocket import deflate_params, parse_side
+from pcapflows.model.build import uuid5_text
 from pcapflows.model.flow import Error, Flow
 from pcapflows.model.tcp import TCPFlow, TCPMessage
 
@@ -135,16 +137,11 @@ class _Converter:
         return default
 
     def _id(self, name: str) -> str:
-        """``str(uuid.uuid5(namespace, name))`` for the TCP flow's namespace, computed
-        from a SHA-1 already fed the namespace: once per HTTP flow, at a third of
-        the cost."""
+        """``str(uuid.uuid5(namespace, name))`` for the TCP flow's namespace, from a
+        SHA-1 already fed the namespace: once per HTTP flow."""
         h = self._ids.copy()
         h.update(name.encode())
-        b = bytearray(h.digest()[:16])
-        b[6] = (b[6] & 0x0F) | 0x50  # version 5
-        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-        x = b.hex()
-        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        return uuid5_text(h.digest())
 
     def _meta(self, http: dict[str, Any]) -> dict[str, Any]:
         meta = self.meta.copy()
@@ -233,34 +230,32 @@ class _Converter:
             self._stamp(self.server, max(body.last, head.offset), t0),
         )
 
-    def _request_framing(self, head: Head) -> tuple[str, int, str | None]:
+    def _framing(self, head: Head, what: str, absent: Framing) -> tuple[Framing, int, str | None]:
+        """How a message's body is framed, its length for "length", and what is wrong
+        with its framing (None: nothing). ``absent``: the framing of a message with
+        neither field, "none" for a request, "close" for a response; only the end of
+        the connection can delimit a body in a coding other than chunked, so that
+        is a response's too and a request's error (RFC 9112 §6.3)."""
         chunked, cl = framing_fields(head.fields)
         if chunked:
             return "chunked", 0, None
         if chunked is False:
-            return "none", 0, "request with a Transfer-Encoding other than chunked"
+            if absent == "close":
+                return "close", 0, None
+            return "none", 0, f"{what} with a Transfer-Encoding other than chunked"
         if cl == "invalid":
-            return "none", 0, "request with conflicting or invalid Content-Length"
-        if cl:
+            return "none", 0, f"{what} with conflicting or invalid Content-Length"
+        if cl is not None:
             return "length", cl, None
-        return "none", 0, None
+        return absent, 0, None
 
-    def _response_framing(self, method: bytes, head: Head) -> tuple[str, int, str | None]:
+    def _response_framing(self, method: bytes, head: Head) -> tuple[Framing, int, str | None]:
         code = int(head.start[1])
         if method.upper() == b"HEAD" or 100 <= code < 200 or code in (204, 304):
             return "none", 0, None
         if method.upper() == b"CONNECT" and 200 <= code < 300:
             return "none", 0, None
-        chunked, cl = framing_fields(head.fields)
-        if chunked:
-            return "chunked", 0, None
-        if chunked is False:
-            return "close", 0, None
-        if cl == "invalid":
-            return "none", 0, "response with conflicting or invalid Content-Length"
-        if cl is not None:
-            return "length", cl, None
-        return "close", 0, None
+        return self._framing(head, "response", "close")
 
     # -- the exchange loop -----------------------------------------------------------
 
@@ -303,8 +298,8 @@ class _Converter:
                     client_stop, coff, why = coff, None, _head_problem("request", hr)
                     break
                 req_head = hr.head
-                framing, length, bad = self._request_framing(req_head)
-                req_body = read_body(client, req_head.end, framing, length)  # type: ignore[arg-type]
+                framing, length, bad = self._framing(req_head, "request", "none")
+                req_body = read_body(client, req_head.end, framing, length)
                 if bad:
                     problems.append((bad, self._end_time()))
                     client_stop, coff, why = req_head.end, None, bad
@@ -351,7 +346,7 @@ class _Converter:
                 break
             if resp_head is not None:
                 framing, length, bad = self._response_framing(method, resp_head)
-                resp_body = read_body(server, resp_head.end, framing, length)  # type: ignore[arg-type]
+                resp_body = read_body(server, resp_head.end, framing, length)
                 if bad:
                     problems.append((bad, self._end_time()))
                     server_stop, why = resp_head.end, bad
@@ -466,9 +461,14 @@ class _Converter:
         """A TCPFlow of what each side sent from its offset on (None: nothing of that
         side); None if that is nothing at all."""
         messages: list[TCPMessage] = []
+        # Where each TCP message starts in its side's stream, by index in the flow.
+        starts = {
+            side.from_client: dict(zip(side.indexes, side.offsets, strict=True))
+            for side in (self.client, self.server)
+        }
         for i, m in enumerate(self.flow.messages):
-            side, stop = (self.client, coff) if m.from_client else (self.server, soff)
-            off = side.message_offsets.get(i)
+            stop = coff if m.from_client else soff
+            off = starts[m.from_client].get(i)
             if stop is None or off is None or off + len(m.content) <= stop:
                 continue
             cut = max(0, stop - off)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import enum
 import time
-import uuid
-from typing import Any
+from typing import Any, cast
 
 from pcapflows.http.encoding import decode, text_encoding
 from pcapflows.http.headers import Headers
+from pcapflows.http.headers import _native as _text
 from pcapflows.model.connection import Client, Server
 from pcapflows.model.flow import Flow
-
-
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "surrogateescape")
 
 
 def _default_port(scheme: str) -> int | None:
@@ -511,11 +507,7 @@ class HTTPFlow(Flow):
         return self.request.timestamp_start
 
     def copy(self) -> HTTPFlow:
-        state = self.get_state()
-        state["id"] = str(uuid.uuid4())
-        f = HTTPFlow.from_state(state)
-        assert isinstance(f, HTTPFlow)
-        return f
+        return cast(HTTPFlow, super().copy())
 
     def __repr__(self) -> str:
         s = "<HTTPFlow"

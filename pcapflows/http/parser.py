@@ -220,6 +220,7 @@ def _skip_empty(data: bytes, pos: int) -> int:
 
 def read_head(side: Side, offset: int, request: bool) -> HeadResult:
     """Parse the head of a request (``request=True``) or response at ``offset``."""
+    split = _split_request_line if request else _split_status_line
     i = side.piece_at(offset)
     if i < 0:
         g = side.gap_at(offset)
@@ -242,7 +243,6 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
     if got is None:
         nl = data.find(b"\n", pos, limit)
         first = data[pos:nl].rstrip(b"\r") if nl >= 0 else None
-        split = _split_request_line if request else _split_status_line
         if first is not None and split(first) is None:
             return HeadResult(None, "invalid")
         if first is None and not _could_start(data[pos : pos + 16], request):
@@ -264,7 +264,7 @@ def read_head(side: Side, offset: int, request: bool) -> HeadResult:
     line = data[pos:stop] if nl < 0 else data[pos:nl]
     if line.endswith(b"\r"):
         line = line[:-1]
-    start = _split_request_line(line) if request else _split_status_line(line)
+    start = split(line)
     if start is None:
         return HeadResult(None, "invalid")
     fields, ignored = _fields(data[nl + 1 : stop + 1]) if nl >= 0 else ([], 0)
@@ -277,8 +277,9 @@ Framing = Literal["length", "chunked", "close", "none"]
 
 
 def framing_fields(fields: Fields) -> tuple[bool | None, int | Literal["invalid"] | None]:
-    """What the fields say of the body's framing, in one pass over them:
-    (:func:`is_chunked`, :func:`content_length`). Every message asks this, so names
+    """What the fields say of the body's framing, in one pass over them: whether
+    chunked is the last transfer coding (None without Transfer-Encoding, False for
+    another coding) and :func:`content_length`. Every message asks this, so names
     are compared only when their length is that of the two fields it looks for."""
     codings: list[bytes] = []
     lengths: list[bytes] = []
@@ -302,12 +303,6 @@ def content_length(fields: Fields) -> int | Literal["invalid"] | None:
     return framing_fields(fields)[1]
 
 
-def is_chunked(fields: Fields) -> bool | None:
-    """True when chunked is the last transfer coding, False for another coding, None
-    without Transfer-Encoding."""
-    return framing_fields(fields)[0]
-
-
 @dataclass
 class Body:
     """A body read from a side.
@@ -321,11 +316,16 @@ class Body:
 
     content: bytes
     end: int
-    last: int
     resumable: bool = True
     incomplete: list[dict[str, int | str]] = field(default_factory=list)
     trailers: Fields | None = None
     broken: str | None = None
+
+    @property
+    def last(self) -> int:
+        """The offset of the body's last byte (``end - 1``; before the body's start
+        for an empty one)."""
+        return self.end - 1
 
 
 class _Collector:
@@ -362,6 +362,10 @@ class _Collector:
         if len(parts) == 1 and isinstance(parts[0], bytes):
             return parts[0]
         return b"".join(parts)
+
+    def body(self, end: int, resumable: bool, trailers: Fields | None = None) -> Body:
+        """The body collected, the next message starting at ``end``."""
+        return Body(self.content(), end, resumable, self.incomplete, trailers)
 
 
 def _fixed(side: Side, offset: int, n: int, out: _Collector) -> tuple[int, bool]:
@@ -418,7 +422,7 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
         got = _line(side, cur)
         if got is None:
             out.ended(side, cur, -1)
-            return Body(out.content(), cur, cur - 1, False, out.incomplete)
+            return out.body(cur, False)
         line, after = got
         size_text = line.split(b";", 1)[0].strip()
         try:
@@ -426,7 +430,7 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
         except ValueError:
             size = -1
         if size < 0 or not size_text or size_text[:1] in b"+-_":
-            body = Body(out.content(), cur, cur - 1, False, out.incomplete)
+            body = out.body(cur, False)
             body.broken = f"invalid chunk size {size_text[:20]!r}"
             return body
         if size == 0:
@@ -434,9 +438,9 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
             if i < 0:
                 if side.next_run(after) is None and side.gap_at(after) is None:
                     # The stream ends right after the last chunk: no trailers, no CRLF.
-                    return Body(out.content(), after, after - 1, True, out.incomplete)
+                    return out.body(after, True)
                 out.ended(side, after, -1)
-                return Body(out.content(), after, after - 1, False, out.incomplete)
+                return out.body(after, False)
             data, base, run_end = side.datas[i], side.offsets[i], side.run_ends[i]
             got_lines = _lines(data, after - base, len(data))
             if got_lines is None and base + len(data) < run_end:
@@ -444,14 +448,14 @@ def _chunked(side: Side, offset: int, out: _Collector) -> Body:
                 got_lines = _lines(data, 0, len(data))
             if got_lines is None:
                 out.ended(side, run_end, -1)
-                return Body(out.content(), run_end, run_end - 1, False, out.incomplete)
+                return out.body(run_end, False)
             lines, end = got_lines
             trailers, _ = parse_fields(lines)
             end += base
-            return Body(out.content(), end, end - 1, True, out.incomplete, trailers or None)
+            return out.body(end, True, trailers or None)
         cur, ok = _fixed(side, after, size, out)
         if not ok:
-            return Body(out.content(), cur, cur - 1, False, out.incomplete)
+            return out.body(cur, False)
         after_data = side.joined(cur, 2)  # the chunk's line end, which can straddle pieces
         if after_data == b"\r\n":
             cur += 2
@@ -463,10 +467,10 @@ def read_body(side: Side, offset: int, framing: Framing, length: int = 0) -> Bod
     """The body at ``offset`` framed as ``framing`` (``length`` bytes for "length")."""
     out = _Collector()
     if framing == "none" or (framing == "length" and length == 0):
-        return Body(b"", offset, offset - 1)
+        return Body(b"", offset)
     if framing == "length":
         end, ok = _fixed(side, offset, length, out)
-        return Body(out.content(), end, end - 1, ok, out.incomplete)
+        return out.body(end, ok)
     if framing == "chunked":
         return _chunked(side, offset, out)
     # Delimited by the end of the stream: everything left, gaps stepped over.
@@ -475,4 +479,4 @@ def read_body(side: Side, offset: int, framing: Framing, length: int = 0) -> Bod
     g = side.gap_at(end)
     if g is not None:
         out.gap(end, g[0] + g[1] - end)
-    return Body(out.content(), end, end - 1, False, out.incomplete)
+    return out.body(end, False)

@@ -60,8 +60,6 @@ class Side:
         self.run_ends: list[int] = []
         #: Gaps as the reassembler reported them: (offset, length, capture time).
         self.gaps: list[tuple[int, int, float]] = []
-        #: Stream offset of each of the side's TCP messages, by index in the flow.
-        self.message_offsets: dict[int, int] = {}
 
     @property
     def end(self) -> int:
@@ -78,18 +76,10 @@ class Side:
         self.indexes.append(index)
         run.end = offset + len(data)
         run.stop = len(self.datas)
-        self.message_offsets[index] = offset
 
     def _finish(self) -> None:
         self._run_offsets = [r.offset for r in self.runs]
         self.run_ends = [r.end for r in self.runs for _ in range(r.first, r.stop)]
-
-    def run_at(self, offset: int) -> Run | None:
-        """The run holding the byte at ``offset`` (None: a gap, or past the end)."""
-        i = bisect.bisect_right(self._run_offsets, offset) - 1
-        if i >= 0 and offset < self.runs[i].end:
-            return self.runs[i]
-        return None
 
     def next_run(self, offset: int) -> Run | None:
         """The first run starting after ``offset``."""
