@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Union, cast
 from pcapflows import tnetstring
 from pcapflows.closing import Closing
 from pcapflows.errors import FlowFileError
+from pcapflows.io.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
 from pcapflows.model.flow import FLOW_FORMAT_VERSION, Flow
 from pcapflows.model.tcp import TCPFlow
 
@@ -116,8 +117,7 @@ def _address(value: Any, where: str) -> tuple[Any, ...]:
         raise _fail(where, "a (host, port) pair", value)
     _str(value[0], f"{where}[0]")
     for i, part in enumerate(value[1:], 1):
-        if type(part) is not int:
-            raise _fail(f"{where}[{i}]", "an int", part)
+        _int(part, f"{where}[{i}]")
     return tuple(value)
 
 
@@ -208,8 +208,7 @@ _SERVER: dict[str, Check] = {
 
 def _record(keys: dict[str, Check]) -> Check:
     def record(value: Any, where: str) -> dict[str, Any]:
-        if type(value) is not dict:
-            raise _fail(where, "a dict", value)
+        _dict(value, where)
         missing = [k for k in keys if k not in value]
         extra = [k for k in value if k not in keys]
         if missing or extra:
@@ -471,9 +470,18 @@ def _name(file: Target, std: str = "<stdin>") -> str:
 
 #: What a file that is not a flow file usually is, by its first bytes.
 _MAGIC = (
-    ((b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"), "pcap"),
-    ((b"\x0a\x0d\x0d\x0a",), "pcapng"),
-    ((b"\x1f\x8b",), "gzip"),
+    # The classic pcap magics (microsecond and nanosecond), in either byte order.
+    (
+        tuple(
+            magic.to_bytes(4, order)
+            for magic, (_units, extra) in PCAP_MAGICS.items()
+            if not extra
+            for order in ("little", "big")
+        ),
+        "pcap",
+    ),
+    ((PCAPNG_MAGIC,), "pcapng"),
+    ((GZIP_MAGIC,), "gzip"),
     ((b"{", b"\xef\xbb\xbf{"), "JSON (a HAR file?)"),
 )
 

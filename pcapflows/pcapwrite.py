@@ -55,6 +55,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from pcapflows.decode.link import ETH_IPV4, ETH_IPV6
+from pcapflows.decode.segment import ACK, FIN, PSH, RST, SYN
 from pcapflows.flowspec import FlowSpec, first_data, spec_of_tcp, spec_start
 from pcapflows.httpsynth import spec_of_http
 from pcapflows.mitmfile import Target, _name, _open
@@ -69,9 +71,6 @@ MSS_IPV6 = 1440
 ACK_EVERY = 16
 WINDOW = 65535
 
-# TCP flags.
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
 _U32 = 0xFFFFFFFF
 _ETH = struct.Struct("!6s6sH")
 _IP4 = struct.Struct("!BBHHHBBH4s4s")
@@ -82,20 +81,6 @@ _EPB = struct.Struct("<IIIIIII")
 _U32LE = struct.Struct("<I")
 _PCAP_REC = struct.Struct("<IIII")
 _IP4_FIXED = 0x4500 + 0x4000 + (64 << 8 | 6)
-
-
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``.
-
-    The ones' complement sum of 16-bit words is the big-endian number the bytes spell,
-    modulo 0xFFFF (2**16 = 1 modulo 0xFFFF), which Python computes in C: far faster
-    than summing words in a loop. A zero remainder is a sum of 0xFFFF (the data here is
-    never all zeros: the pseudo-header has the protocol number), whose complement is 0.
-    """
-    if len(data) & 1:
-        data += b"\0"
-    r = int.from_bytes(data, "big") % 0xFFFF
-    return 0xFFFF - r if r else 0
 
 
 class _Side:
@@ -253,7 +238,7 @@ def packets(spec: FlowSpec) -> list[tuple[float, bytes, int]]:
             f"flow {spec.flow_id}: client {spec.client[0]} and server {spec.server[0]} "
             "are not of the same IP version"
         )
-    kind = 0x86DD if c.v6 else 0x0800
+    kind = ETH_IPV6 if c.v6 else ETH_IPV4
     c.eth = _ETH.pack(s.mac, c.mac, kind)
     s.eth = _ETH.pack(c.mac, s.mac, kind)
     p = _Packets(c, s)
