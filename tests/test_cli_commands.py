@@ -444,3 +444,19 @@ def test_help_shows_examples_and_defaults() -> None:
     top = pcapflows("--help").stdout.decode()
     for sub in ("list", "follow", "export", "stats"):
         assert f"  {sub} " in top
+
+
+def test_follow_verbose_reports_the_read_as_list_does() -> None:
+    """``follow -v`` (and ``pcapflows CAPTURE --follow N --stats``) ends with the same
+    report as ``list -v`` when the flow followed is the capture's only one: the read
+    stops at that flow, which is then the whole capture. Breaking out of the scan had
+    left its generator suspended, so the payload line was missing."""
+    capture = str(CAPTURES / "ip_options.pcap")
+    listed = pcapflows("list", capture, "-v")
+    followed = pcapflows("follow", capture, "0", "-v")
+    old_form = pcapflows(capture, "--follow", "0", "--stats")
+    assert listed.returncode == followed.returncode == old_form.returncode == 0
+    report = listed.stderr.decode().splitlines()[1:]  # the first line counts flows
+    assert any(line.startswith("payload bytes ") for line in report), report
+    assert followed.stderr.decode().splitlines()[1:] == report
+    assert old_form.stderr.decode().splitlines()[1:] == report

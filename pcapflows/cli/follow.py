@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
                 found = item.flow
                 break
     finally:
+        # Closing the scan's generator runs its end (the read's counts for -v, the
+        # SIGINT handler put back); the scan itself, for a generator never started.
+        items.close()
         scan.close()
     if found is None:
         report(scan)

@@ -25,7 +25,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
@@ -222,7 +222,7 @@ class Scan:
             raise CliError(str(exc), EXIT_BAD_INPUT) from None
         return reader, f, total
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Generator[Item, None, None]:
         with self._interrupt:
             try:
                 for name, (reader, f, total) in zip(self.captures, self._opened, strict=True):
