@@ -108,17 +108,35 @@ def _flows(
             yield flow
 
 
+def copy_counts(stats: ReadStats, a: Assembler) -> None:
+    """Copy the assembler's own counters (limits that cut in, payload buckets) into
+    ``stats``: after each flow, as a reader does, or once at the end."""
+    if a.evicted:
+        stats.limits["max_connections"] = a.evicted
+    if a.released:
+        stats.limits["max_total_buffer"] = a.released
+    # The assembler's counts only grow, and a key appears once its count is above
+    # zero: setting the values (dict.update, not Counter.update, which adds) makes an
+    # exact copy without clearing first; done per flow, it must stay cheap.
+    payload = stats.payload
+    payload["captured"] = a.captured
+    dict.update(payload, a.payload)
+    dict.update(stats.implausible, a.implausible)
+
+
 class _Reader(Closing, Iterator[T]):
     """What :class:`FlowReader` and :class:`EventReader` share: the capture, its
     :class:`ReadStats`, the damage warning at the end, and closing."""
 
-    def __init__(self, source: Source, limits: Limits, warn: bool) -> None:
+    def __init__(self, source: Source, limits: Limits, warn: bool, assembler: Assembler) -> None:
         self.stats = ReadStats()
         self._capture = CaptureReader(source, self.stats)
         self._warn = warn
         self._decoder = Decoder(self.stats, max_fragment_bytes=limits.max_fragment_bytes)
+        #: The capture's segments, a batch per record, for the subclass's pipeline.
+        self._batches = map(self._decoder.decode_all, self._capture)
         self._it: Iterator[T] = iter(())
-        self._assembler: Assembler | None = None
+        self._assembler = assembler
         self._done = False
         self._closed = False
 
@@ -141,20 +159,7 @@ class _Reader(Closing, Iterator[T]):
 
     def _count(self) -> None:
         """Copy the assembler's counters (limits, payload buckets) into the stats."""
-        a = self._assembler
-        if a is None:
-            return
-        if a.evicted:
-            self.stats.limits["max_connections"] = a.evicted
-        if a.released:
-            self.stats.limits["max_total_buffer"] = a.released
-        # The assembler's counts only grow, and a key appears once its count is above
-        # zero: setting the values (dict.update, not Counter.update, which adds) makes
-        # an exact copy without clearing first; done per flow, it must stay cheap.
-        payload = self.stats.payload
-        payload["captured"] = a.captured
-        dict.update(payload, a.payload)
-        dict.update(self.stats.implausible, a.implausible)
+        copy_counts(self.stats, self._assembler)
 
     def _finish(self) -> None:
         if self._done:
@@ -212,11 +217,8 @@ class FlowReader(_Reader[TCPFlow]):
     ) -> None:
         if order not in ("finish", "first_packet"):
             raise ValueError(f"order must be 'finish' or 'first_packet', not {order!r}")
-        super().__init__(source, limits, warn)
-        assembler = Assembler(limits, key_tunnels=key_tunnels)
-        self._assembler = assembler
-        decoder = self._decoder
-        flows = _flows(map(decoder.decode_all, self._capture), assembler, messages, decoder.finish)
+        super().__init__(source, limits, warn, Assembler(limits, key_tunnels=key_tunnels))
+        flows = _flows(self._batches, self._assembler, messages, self._decoder.finish)
         self._it = _in_order(flows) if order == "first_packet" else flows
 
     def _counted(self, item: TCPFlow) -> None:
@@ -242,13 +244,9 @@ class EventReader(_Reader[FlowEvent]):
         if max_message is None and not keep_messages:
             max_message = DEFAULT_MAX_MESSAGE
         live = LiveFlows(keep_messages=keep_messages, max_message=max_message)
-        super().__init__(source, limits, warn)
         assembler = Assembler(limits, key_tunnels=key_tunnels, announce=True)
-        self._assembler = assembler
-        decoder = self._decoder
-        self._it = _flow_events(
-            map(decoder.decode_all, self._capture), assembler, live, decoder.finish
-        )
+        super().__init__(source, limits, warn, assembler)
+        self._it = _flow_events(self._batches, assembler, live, self._decoder.finish)
 
     def _counted(self, item: FlowEvent) -> None:
         if item.kind == "end" or item.kind == "error":
@@ -267,12 +265,9 @@ def _flow_events(
     deliver = live.deliver
     feed = assembler.feed
     out: list[FlowEvent] = []
-    latest: float | None = None
     for batch in batches:
         for seg in batch:
             ts = seg.timestamp
-            if latest is None or ts > latest:
-                latest = ts
             events = feed(seg)
             if events:
                 add(events, ts, out)
@@ -287,6 +282,7 @@ def _flow_events(
                 out.clear()
     if at_end is not None:
         at_end()
+    latest = assembler.latest
     add(assembler.close_all(), 0.0 if latest is None else latest, out)
     for fe in out:
         deliver(fe)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
 
+from pcapflows.api import copy_counts
 from pcapflows.cli.errors import EXIT_BAD_INPUT, CliError
 from pcapflows.cli.filters import FlowFilter, add_filter_arguments, filter_from
 from pcapflows.cli.progress import Progress
@@ -312,19 +313,8 @@ class Scan:
             if progress is not None:
                 progress.close()
             reader.close()
-            _copy_counts(stats, assembler)
+            copy_counts(stats, assembler)
             run.first_time, run.last_time = first, last
-
-
-def _copy_counts(stats: ReadStats, a: Assembler) -> None:
-    """The assembler's own counters into the statistics, as ``read()`` copies them."""
-    if a.evicted:
-        stats.limits["max_connections"] = a.evicted
-    if a.released:
-        stats.limits["max_total_buffer"] = a.released
-    stats.payload["captured"] = a.captured
-    dict.update(stats.payload, a.payload)
-    dict.update(stats.implausible, a.implausible)
 
 
 def _position(f: BinaryIO) -> int:

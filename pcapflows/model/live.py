@@ -127,7 +127,6 @@ class LiveFlows:
                     final(event)
             elif isinstance(event, Opened):
                 self._start(event, out)
-                final(event)
             elif isinstance(event, Closed):
                 st = self._open.pop(event.conn, None)
                 flow = final(event)

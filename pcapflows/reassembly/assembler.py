@@ -136,6 +136,11 @@ class Assembler:
         return self._pool.buffered
 
     @property
+    def latest(self) -> float | None:
+        """The latest capture time fed so far (None before the first segment)."""
+        return self._latest
+
+    @property
     def open_connections(self) -> int:
         """Connections currently in the table (including lingering closed ones)."""
         return len(self._table)
