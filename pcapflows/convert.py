@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal, cast
 from pcapflows.api import read
 from pcapflows.errors import CaptureError, FlowFileError
 from pcapflows.flowspec import spec_start
-from pcapflows.io.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
+from pcapflows.io.sniff import GZIP_MAGIC, PCAPNG_MAGIC, pcap_magic
 from pcapflows.mitmfile import MitmWriter, Target, read_mitm_states
 from pcapflows.pcapwrite import CaptureWriter, flow_spec
 from pcapflows.stats import ReadStats
@@ -93,12 +93,9 @@ def output_format(output: Target, format: str | None) -> OutputFormat:
 
 
 def _is_capture(head: bytes) -> bool:
-    if head.startswith(PCAPNG_MAGIC) or head.startswith(GZIP_MAGIC):
+    if head.startswith((PCAPNG_MAGIC, GZIP_MAGIC)):
         return True
-    return len(head) >= 4 and (
-        int.from_bytes(head[:4], "little") in PCAP_MAGICS
-        or int.from_bytes(head[:4], "big") in PCAP_MAGICS
-    )
+    return len(head) >= 4 and pcap_magic(head[:4]) is not None
 
 
 def _input(source: Target) -> tuple[BinaryIO, bool, bytes]:
@@ -245,10 +242,7 @@ def run_convert(args: argparse.Namespace) -> int:
         return 2
     try:
         result = convert(args.input, args.output, fmt)
-    except (CaptureError, FlowFileError) as exc:
-        print(f"pcapflows convert: error: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
+    except (CaptureError, FlowFileError, ValueError) as exc:
         print(f"pcapflows convert: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:

@@ -48,6 +48,12 @@ class CliError(Exception):
         self.code = code
 
 
+def cannot_write(target: str, error: OSError) -> CliError:
+    """The error that stops a command whose output file cannot be written."""
+    why = error.strerror or error
+    return CliError(f"pcapflows: error: cannot write {target}: {why}", EXIT_OUTPUT)
+
+
 class WriteFailed(Exception):
     """An ``OSError`` of a file a command writes (a flow file, an export), told apart
     from one of standard output, which :func:`pcapflows.cli.main` handles itself (a

@@ -18,9 +18,9 @@ from pcapflows.cli.describe import ending
 from pcapflows.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_OUTPUT,
     CliError,
     WriteFailed,
+    cannot_write,
     guarded,
 )
 from pcapflows.cli.jsonl import dumps, flow_record
@@ -80,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             count = _dir(scan, Path(target))
     except WriteFailed as exc:
-        why = exc.error.strerror or exc.error
-        print(f"pcapflows: error: cannot write {target}: {why}", file=sys.stderr)
         scan.close()
-        return EXIT_OUTPUT
+        raise cannot_write(target, exc.error) from exc
     if target != "-" and not args.quiet:
         print(f"pcapflows: wrote {count} flows to {target}", file=sys.stderr)
     report(scan)

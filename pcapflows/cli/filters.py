@@ -14,7 +14,6 @@ import argparse
 import datetime
 import ipaddress
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pcapflows.cli.errors import CliError
@@ -203,8 +202,3 @@ def filter_from(args: argparse.Namespace) -> FlowFilter:
         raise CliError("--min-bytes must be 0 or more")
     f.min_bytes = args.min_bytes
     return f
-
-
-def labels(captures: Sequence[str]) -> list[str]:
-    """How each capture is named in the output: as given on the command line."""
-    return ["<stdin>" if c == "-" else c for c in captures]

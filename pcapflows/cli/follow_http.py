@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from pcapflows.cli import colour
-from pcapflows.cli.views import header, hexdump, view
+from pcapflows.cli.views import content_lines, header, view
 from pcapflows.http.convert import flows_from_tcp
 from pcapflows.http.model import HTTPFlow, Message, Request, Response
 from pcapflows.model.tcp import TCPFlow
-from pcapflows.output import escape, is_text, utc
+from pcapflows.output import escape, utc
 
 
 def _body(
@@ -44,12 +44,7 @@ def _body(
         else:
             yield f"{indent}[body: {len(raw)} bytes {coding}, not decoded: shown as sent]"
     shown = data if max_bytes is None else data[:max_bytes]
-    if not hex_only and is_text(shown):
-        for line in shown.decode("utf-8").splitlines() or [""]:
-            yield indent + escape(line)
-    else:
-        for line in hexdump(shown, 0):
-            yield indent + line
+    yield from content_lines(shown, hex_only, indent=indent)
     if len(shown) < len(data):
         yield f"{indent}[--max-bytes {max_bytes}: {len(data) - len(shown)} more bytes not shown]"
 
@@ -113,12 +108,7 @@ def _exchange(f: HTTPFlow, hex_only: bool, max_bytes: int | None, on: bool) -> I
                 f"{arrow}  {utc(m.timestamp, 6)} UTC  {kind} {len(m.content)} bytes", paint, on
             )
             shown = m.content if max_bytes is None else m.content[:max_bytes]
-            lines = (
-                ["    " + escape(x) for x in shown.decode("utf-8").splitlines() or [""]]
-                if not hex_only and is_text(shown)
-                else ["    " + x for x in hexdump(shown, 0)]
-            )
-            for line in lines:
+            for line in content_lines(shown, hex_only):
                 yield colour.paint(line, paint, on)
         by = {True: "client", False: "server", None: "unknown"}[ws.closed_by_client]
         reason = f" {ws.close_reason}" if ws.close_reason else ""
@@ -135,12 +125,7 @@ def _rest(flow: TCPFlow, hex_only: bool, max_bytes: int | None, on: bool) -> Ite
         arrow = ">>> client" if m.from_client else "<<< server"
         yield colour.paint(f"{arrow}  {utc(m.timestamp, 6)} UTC  {len(m.content)} bytes", paint, on)
         data = m.content if max_bytes is None else m.content[:max_bytes]
-        lines = (
-            ["    " + escape(x) for x in data.decode("utf-8").splitlines() or [""]]
-            if not hex_only and is_text(data)
-            else ["    " + x for x in hexdump(data, 0)]
-        )
-        for line in lines:
+        for line in content_lines(data, hex_only):
             yield colour.paint(line, paint, on)
         if len(data) < len(m.content):
             yield colour.paint(

@@ -34,7 +34,7 @@ from pcapflows.cli.errors import (
     EXIT_OK,
     EXIT_USAGE,
 )
-from pcapflows.cli.reading import print_stats
+from pcapflows.cli.reading import limit_options, print_stats
 from pcapflows.errors import CaptureError
 from pcapflows.limits import Limits
 from pcapflows.stats import ReadStats
@@ -118,11 +118,7 @@ def run_legacy(argv: Sequence[str]) -> int:
     args, more = parser.parse_known_args(argv)
     if args.hex and args.follow is None:
         parser.error("--hex does nothing without --follow")
-    options = {
-        name: value
-        for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
-        if (value := getattr(args, name)) is not None
-    }
+    options = limit_options(args)
     try:
         limits = Limits(**options)
     except ValueError as exc:

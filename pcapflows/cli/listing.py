@@ -17,9 +17,9 @@ from pcapflows.cli.describe import duration, ending, flow_duration, notes, size
 from pcapflows.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_OUTPUT,
     CliError,
     WriteFailed,
+    cannot_write,
     guarded,
 )
 from pcapflows.cli.jsonl import dumps, flow_record
@@ -140,10 +140,7 @@ class _Output:
             try:
                 self.writer = MitmWriter(self.target)
             except OSError as exc:
-                why = exc.strerror or exc
-                raise CliError(
-                    f"pcapflows: error: cannot write {self.target}: {why}", EXIT_OUTPUT
-                ) from exc
+                raise cannot_write(self.target, exc) from exc
         return self.writer
 
     def add(self, flow: TCPFlow) -> None:
@@ -206,8 +203,7 @@ def run(args: argparse.Namespace) -> int:
             # An error of standard output on its way to main() is not stopped here.
             count = output.close(complete)
     except WriteFailed as exc:
-        why = exc.error.strerror or exc.error
-        raise CliError(f"pcapflows: error: cannot write {args.write}: {why}", EXIT_OUTPUT) from exc
+        raise cannot_write(args.write, exc.error) from exc
     if not output.to_stdout:
         print(f"pcapflows: wrote {count} flows to {args.write}", file=sys.stderr)
     return code

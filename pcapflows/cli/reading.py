@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pcapflows.api import copy_counts
 from pcapflows.cli.errors import EXIT_BAD_INPUT, CliError
@@ -106,14 +106,18 @@ def add_read_arguments(parser: argparse.ArgumentParser, *, many: bool = True) ->
     )
 
 
-def limits_from(args: argparse.Namespace) -> Limits:
-    options = {
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The limits given on the command line, by ``Limits`` field name."""
+    return {
         name: value
         for name in ("idle_timeout", "max_connections", "max_buffer", "max_total_buffer")
         if (value := getattr(args, name)) is not None
     }
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
     try:
-        return Limits(**options)
+        return Limits(**limit_options(args))
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -297,17 +301,14 @@ class Scan:
                     if progress is not None and f is not None:
                         progress.update(_position(f), stats.flows)
                     if interrupt.requested:
-                        run.interrupted = self.interrupted = True
-                        run.done_bytes = _position(f) if f is not None else stats.bytes
                         break
-            if interrupt.requested and not run.interrupted:
+            if interrupt.requested:
                 run.interrupted = self.interrupted = True
                 run.done_bytes = _position(f) if f is not None else stats.bytes
             if progress is not None:
                 progress.close()
             if not run.interrupted:
                 decoder.finish()
-            run.first_time, run.last_time = first, last
             yield from handle(assembler.close_all())  # type: ignore[arg-type]
         finally:
             if progress is not None:

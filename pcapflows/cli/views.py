@@ -31,6 +31,14 @@ def hexdump(data: bytes, base: int) -> Iterator[str]:
         yield f"{base + off:08x}  {hx:<47}  {asc}"
 
 
+def content_lines(data: bytes, hex_only: bool, base: int = 0, indent: str = "    ") -> list[str]:
+    """``data`` as the lines of a view, each indented: its text (escaped) when it is
+    text and hex was not asked for, else a hex dump counting from offset ``base``."""
+    if not hex_only and is_text(data):
+        return [indent + escape(line) for line in data.decode("utf-8").splitlines() or [""]]
+    return [indent + line for line in hexdump(data, base)]
+
+
 def _gap_note(g: dict[str, Any]) -> str:
     who = "client" if g["from_client"] else "server"
     why = _CAUSES.get(str(g.get("cause", "")), "")
@@ -114,11 +122,7 @@ def view(
             paint,
             colour_on,
         )
-        if not hex_only and is_text(data):
-            body = ["    " + escape(line) for line in data.decode("utf-8").splitlines() or [""]]
-        else:
-            body = ["    " + line for line in hexdump(data, off)]
-        for line in body:
+        for line in content_lines(data, hex_only, off):
             yield colour.paint(line, paint, colour_on)
         for c in conflicts.get(i, []):
             yield colour.paint(_conflict_note(c), note, colour_on)
