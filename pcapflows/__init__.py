@@ -46,28 +46,24 @@ if TYPE_CHECKING:
     from pcapflows.http.reader import HTTPReader, read_http
     from pcapflows.mitmproxy_bridge import ReplayResult, replay, to_mitmproxy
 
-#: Names of the mitmproxy bridge, imported on first use: the bridge pulls in asyncio
-#: (about 25 ms), and mitmproxy itself only when one of them is called.
-_BRIDGE = frozenset({"ReplayResult", "replay", "to_mitmproxy"})
-
-
-#: The HTTP layer, imported on first use (``import pcapflows`` stays as fast).
-_HTTP = {
+#: Names imported on first use, and their modules: the HTTP layer (``import
+#: pcapflows`` stays as fast) and the mitmproxy bridge, which pulls in asyncio (about
+#: 25 ms), and mitmproxy itself only when one of them is called.
+_LAZY = {
     "HTTPFlow": "pcapflows.http.model",
     "HTTPReader": "pcapflows.http.reader",
     "read_http": "pcapflows.http.reader",
+    "ReplayResult": "pcapflows.mitmproxy_bridge",
+    "replay": "pcapflows.mitmproxy_bridge",
+    "to_mitmproxy": "pcapflows.mitmproxy_bridge",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HTTP:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_HTTP[name]), name)
-    if name in _BRIDGE:
-        from pcapflows import mitmproxy_bridge
-
-        return getattr(mitmproxy_bridge, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pcapflows' has no attribute {name!r}")
 
 
