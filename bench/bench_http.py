@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gencap
+import bench_core
 
 import pcapflows
 from pcapflows import _accel
@@ -46,11 +46,11 @@ def plain(path: Path) -> tuple[int, int]:
     return reader.stats.packets, n
 
 
-def http(path: Path) -> tuple[int, int]:
+def http(path: Path) -> int:
     n = 0
     for f in pcapflows.read_http(path):
         n += isinstance(f, HTTPFlow)
-    return 0, n
+    return n
 
 
 def peak_memory(path: Path, which: str) -> int:
@@ -85,12 +85,7 @@ def main() -> int:
     if args.capture:
         path = Path(args.capture)
     else:
-        name = args.preset + ("-quick" if args.quick else "")
-        path = Path(args.cache) / f"{name}.pcap"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            print(f"generating {path} ...", file=sys.stderr)
-            gencap.generate(gencap.preset(args.preset, args.quick), path)
+        path = bench_core.ensure_capture(args.preset, args.quick, Path(args.cache))
     warnings.simplefilter("ignore")
     if args.profile:
         prof = cProfile.Profile()
@@ -105,7 +100,7 @@ def main() -> int:
             if which == "read":
                 packets, flows = plain(path)
             else:
-                _, http_flows = http(path)
+                http_flows = http(path)
             best[which] = min(best[which], time.perf_counter() - t0)
     core = "compiled" if _accel.compiled_in_use() else "interpreted"
     print(f"capture {path}: {packets} packets, {flows} TCP flows, {http_flows} HTTP flows")
