@@ -43,6 +43,9 @@ KNOWN: dict[str, str] = {
     "tcp_truncated/zeek__communityid__tcp.pcap": "request head cut by the snap length: "
     "tshark shows the partial head, pcapflows keeps the connection as TCP (a head with a "
     "gap is not parsed)",
+    "tls/ex_h2c_prior_knowledge.pcapng": "HTTP/2 cleartext (prior knowledge): tshark "
+    "shows the streams' requests, pcapflows has no HTTP/2 layer yet (issue #24) and reads "
+    "the client preface as an HTTP/1 request with method PRI",
     "tunnels/arkime__gre-erspan-vxlan.pcap": "target with a space (GET /Hello Arkime "
     "HTTP/1.0): tshark's URI stops at the space, pcapflows keeps the whole target",
 }

@@ -344,6 +344,11 @@ def unique(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
+def _manifest_lines() -> list[str]:
+    """The corpus manifest's rows (its header left out)."""
+    return (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
+
+
 OWN = sorted(p for p in CAPTURES.iterdir() if ".pcap" in p.name)
 #: The bases of the hypothesis test: the project's captures and a corpus sample.
 REAL = unique(OWN + named_sample() + corpus_sample())
@@ -351,7 +356,9 @@ REAL = unique(OWN + named_sample() + corpus_sample())
 EVERY = unique(
     OWN
     + (
-        sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name != "MANIFEST.tsv")
+        # The captures the manifest lists: key logs and tshark's views beside them
+        # (``.keys``, ``.oracle.json``) are not captures.
+        sorted(CORPUS / line.split("\t", 1)[0] for line in _manifest_lines())
         if CORPUS.is_dir()
         else []
     )
